@@ -1,0 +1,18 @@
+import BillingAPI
+import Foundation
+import GantryRuntime
+import Hummingbird
+import OpenAPIHummingbird
+
+/// Builds the billing service.
+/// - Parameter onServerRunning: receives the bound port (tests listen on port 0).
+public func buildBillingApplication(configuration: GantryConfiguration,
+                                    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+    async throws -> some ApplicationProtocol {
+    let runtime = try await ServiceRuntime(configuration: configuration,
+                                           migrations: try ServiceRuntime.migrations(in: Bundle.module))
+    let api = BillingAPIImpl(runtime: runtime)
+    return try runtime.makeApplication(openAPIDocument: BillingAPI.openAPIDocument, onServerRunning: onServerRunning) { router in
+        try api.registerHandlers(on: router)
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import GantryModel
+import IngestionAPI
+
+/// Classification of Docker distribution notification events (distribution `docs/notifications.md`, "Events").
+enum DistributionEvents {
+    /// Manifest media types; events for other targets are blob events.
+    static let manifestMediaTypes: Set<String> = [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+
+    static let actions: Set<String> = ["push", "pull", "delete", "mount"]
+
+    /// The registry host an envelope came from: every event's `request.host`, else its `target.url` host.
+    /// - Returns: nil when events disagree or name no host.
+    static func registryHost(of events: [Components.Schemas.Event]) -> String? {
+        var hosts = Set<String>()
+        for event in events {
+            if let host = event.request?.host, !host.isEmpty {
+                hosts.insert(host.lowercased())
+            } else if let url = event.target.url.flatMap(URL.init(string:)), let host = url.host {
+                hosts.insert((url.port.map { "\(host):\($0)" } ?? host).lowercased())
+            } else {
+                return nil
+            }
+        }
+        return hosts.count == 1 ? hosts.first : nil
+    }
+
+    static func isManifest(_ event: Components.Schemas.Event) -> Bool {
+        // A delete event carries only the digest; treat it as a manifest event when it names no blob media type.
+        if let mediaType = event.target.mediaType { return manifestMediaTypes.contains(mediaType) }
+        return event.action == "delete" && event.target.digest != nil
+    }
+}

@@ -1,0 +1,44 @@
+import DiscoveryAPI
+import Foundation
+import GantryRuntime
+
+/// The registry facts ingestion needs from discovery.
+struct RegisteredRegistry: Sendable {
+    var registryID: UUID
+    var tenantID: UUID
+    var subscriptionID: UUID
+    var loginServer: String
+    var planEnabled: Bool
+}
+
+/// Discovery as seen from ingestion.
+protocol DiscoveryPeer: Sendable {
+    /// The registry registered for a login-server host, or nil when none is.
+    func registry(host: String) async throws -> RegisteredRegistry?
+}
+
+/// Calls discovery's internal lookup over HTTP with a service token.
+struct HTTPDiscoveryPeer: DiscoveryPeer {
+    let client: DiscoveryAPI.Client
+
+    init(runtime: ServiceRuntime) {
+        let (url, transport, middlewares) = runtime.peerClientParts(.discovery)
+        client = DiscoveryAPI.Client(serverURL: url, transport: transport, middlewares: middlewares)
+    }
+
+    func registry(host: String) async throws -> RegisteredRegistry? {
+        switch try await client.lookupRegistry(query: .init(host: host)) {
+        case .ok(let ok):
+            let access = try ok.body.json
+            return RegisteredRegistry(
+                registryID: try Validate.uuid(access.registryId, field: "registryId"),
+                tenantID: try Validate.uuid(access.tenantId, field: "tenantId"),
+                subscriptionID: try Validate.uuid(access.subscriptionId, field: "subscriptionId"),
+                loginServer: access.loginServer, planEnabled: access.planEnabled)
+        case .notFound:
+            return nil
+        case .undocumented(let status, _):
+            throw ProblemError.badGateway("discovery answered HTTP \(status) to a registry lookup")
+        }
+    }
+}

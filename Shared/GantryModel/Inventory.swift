@@ -1,0 +1,102 @@
+/// The operating system an image declares, from `os-release(5)` fields.
+public struct OperatingSystem: Hashable, Sendable, Codable {
+    /// `ID`, lowercase, for example `alpine`, `debian`.
+    public var id: String
+    /// `VERSION_ID`, for example `3.7.3`, `12`; nil where the file has none.
+    public var versionID: String?
+    /// `PRETTY_NAME`, for display.
+    public var prettyName: String?
+
+    public init(id: String, versionID: String?, prettyName: String?) {
+        self.id = id
+        self.versionID = versionID
+        self.prettyName = prettyName
+    }
+}
+
+/// One installed package found in an image.
+public struct InstalledPackage: Hashable, Sendable, Codable {
+    /// The package manager's ecosystem: `apk`, `dpkg`, `rpm`, `pypi`, …
+    public var ecosystem: String
+    /// The binary package name as installed (apk `P:`).
+    public var name: String
+    /// The installed version string exactly as the database records it (apk `V:`).
+    public var version: String
+    /// The source (origin) package name that advisories are keyed on (apk `o:`); nil if unknown.
+    public var sourceName: String?
+    /// The architecture (apk `A:`), if recorded.
+    public var architecture: String?
+    /// The package URL (purl spec, https://github.com/package-url/purl-spec).
+    public var purl: String
+    /// The file in the image the package was read from, without a leading slash.
+    public var location: String
+
+    public init(ecosystem: String, name: String, version: String, sourceName: String?, architecture: String?,
+                purl: String, location: String) {
+        self.ecosystem = ecosystem
+        self.name = name
+        self.version = version
+        self.sourceName = sourceName
+        self.architecture = architecture
+        self.purl = purl
+        self.location = location
+    }
+}
+
+/// Why an image cannot be scanned; an image with one is reported NotApplicable and never billed.
+public enum NotApplicableReason: String, Sendable, Codable, CaseIterable {
+    case windowsImage = "WindowsImage"
+    case noPackageDatabase = "NoPackageDatabase"
+    case unsupportedManifest = "UnsupportedManifest"
+    case notAnImage = "NotAnImage"
+    case unsupportedOperatingSystem = "UnsupportedOperatingSystem"
+}
+
+/// What the analysis of one image found: its OS and every installed package.
+public struct ImageInventory: Hashable, Sendable, Codable {
+    public var operatingSystem: OperatingSystem?
+    public var packages: [InstalledPackage]
+    /// Set when the image cannot be assessed, with the reason.
+    public var notApplicable: NotApplicableReason?
+    /// Human-readable notes (skipped layers, missing files), for the report.
+    public var notes: [String]
+
+    public init(operatingSystem: OperatingSystem?, packages: [InstalledPackage],
+                notApplicable: NotApplicableReason? = nil, notes: [String] = []) {
+        self.operatingSystem = operatingSystem
+        self.packages = packages
+        self.notApplicable = notApplicable
+        self.notes = notes
+    }
+}
+
+/// A vulnerability that affects one installed package.
+public struct VulnerabilityFinding: Hashable, Sendable, Codable {
+    /// The advisory's identifier (for the Alpine secdb, the CVE it lists).
+    public var vulnerabilityID: String
+    /// CVE aliases (may equal `vulnerabilityID`).
+    public var cves: [String]
+    public var packageName: String
+    public var sourceName: String?
+    public var installedVersion: String
+    /// The first version that fixes it; nil when no fix exists.
+    public var fixedVersion: String?
+    public var severity: Severity
+    /// The feed the advisory came from, for example `alpine-secdb:v3.7/main`.
+    public var source: String
+
+    /// True when a fixed version exists (the seed's "patchable").
+    public var patchable: Bool { fixedVersion != nil }
+
+    public init(vulnerabilityID: String, cves: [String], packageName: String, sourceName: String?,
+                installedVersion: String, fixedVersion: String?, severity: Severity, source: String) {
+        self.vulnerabilityID = vulnerabilityID
+        self.cves = cves
+        self.packageName = packageName
+        self.sourceName = sourceName
+        self.installedVersion = installedVersion
+        self.fixedVersion = fixedVersion
+        self.severity = severity
+        self.source = source
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import OpenAPIRuntime
+
+/// An error that becomes an RFC 9457 `application/problem+json` response.
+///
+/// Handlers throw it for client errors (400, 404, 409, 413) with a `detail` that says exactly what was wrong.
+public struct ProblemError: Error, CustomStringConvertible, Sendable {
+    public let status: HTTPResponse.Status
+    public let title: String
+    public let detail: String
+
+    public init(_ status: HTTPResponse.Status, _ detail: String, title: String? = nil) {
+        self.status = status
+        self.detail = detail
+        self.title = title ?? status.reasonPhrase
+    }
+
+    public var description: String { "\(status.code) \(title): \(detail)" }
+
+    public static func badRequest(_ detail: String) -> ProblemError { .init(.badRequest, detail) }
+    public static func notFound(_ detail: String) -> ProblemError { .init(.notFound, detail) }
+    public static func conflict(_ detail: String) -> ProblemError { .init(.conflict, detail) }
+    public static func badGateway(_ detail: String) -> ProblemError { .init(.badGateway, detail) }
+    public static func `internal`(_ detail: String) -> ProblemError { .init(.internalServerError, detail) }
+}
+
+/// The body of a problem response (RFC 9457, section 3.1).
+struct ProblemDocument: Encodable {
+    let type: String
+    let title: String
+    let status: Int
+    let detail: String
+    let instance: String?
+}
+
+/// Turns every error a route throws into `application/problem+json` (RFC 9457): `ProblemError` as given,
+/// request decoding failures from the generated OpenAPI server as 400 with the decoder's explanation,
+/// anything else as 500 without internals. No error escapes to crash the service.
+public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let (status, detail) = Self.classify(error)
+            if status.code >= 500 {
+                context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            return Self.response(status: status, detail: detail, instance: request.uri.path)
+        }
+    }
+
+    static func classify(_ error: any Error) -> (HTTPResponse.Status, String) {
+        switch error {
+        case let problem as ProblemError:
+            return (problem.status, problem.detail)
+        case let serverError as ServerError:
+            if let problem = serverError.underlyingError as? ProblemError { return (problem.status, problem.detail) }
+            // The generated server wraps parameter, content-type and body errors; all are the caller's.
+            return (.badRequest, "the request is not valid for operation \(serverError.operationID): \(describe(serverError.underlyingError))")
+        case let httpError as HTTPError:
+            return (httpError.status, httpError.body ?? httpError.status.reasonPhrase)
+        default:
+            return (.internalServerError, "an internal error occurred; see the service log")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context):
+            return "malformed JSON at \(path(context.codingPath)): \(context.debugDescription)"
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing field '\(key.stringValue)' at \(path(context.codingPath))"
+        case DecodingError.typeMismatch(let type, let context):
+            return "wrong type at \(path(context.codingPath)): expected \(type)"
+        case DecodingError.valueNotFound(let type, let context):
+            return "null where \(type) is required at \(path(context.codingPath))"
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+
+    /// A problem+json response.
+    public static func response(status: HTTPResponse.Status, detail: String, instance: String?) -> Response {
+        let document = ProblemDocument(type: "about:blank", title: status.reasonPhrase, status: status.code,
+                                       detail: detail, instance: instance)
+        let data = (try? JSONEncoder().encode(document)) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/problem+json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Rejects bodies larger than the configured limit with 413 before any handler reads them.
+public struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let maxBytes: Int
+
+    public init(maxBytes: Int) { self.maxBytes = maxBytes }
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes {
+            throw ProblemError(.contentTooLarge, "the request body of \(length) bytes exceeds the limit of \(maxBytes) bytes")
+        }
+        var request = request
+        do {
+            _ = try await request.collectBody(upTo: maxBytes)
+        } catch {
+            throw ProblemError(.contentTooLarge, "the request body exceeds the limit of \(maxBytes) bytes")
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The request ID and W3C trace context of the request being served, propagated on every outgoing call.
+public struct RequestTrace: Sendable {
+    /// `X-Request-ID`.
+    public var requestID: String
+    /// `traceparent` (W3C Trace Context, section 3.2): `00-<32 hex trace id>-<16 hex parent id>-<flags>`.
+    public var traceparent: String
+
+    /// The trace of the current task, if it serves a request.
+    @TaskLocal public static var current: RequestTrace?
+
+    public static let requestIDField = HTTPField.Name("X-Request-ID")!
+    public static let traceparentField = HTTPField.Name("traceparent")!
+
+    /// A new trace with random IDs.
+    public static func fresh() -> RequestTrace {
+        RequestTrace(requestID: UUID().uuidString.lowercased(), traceparent: "00-\(randomHex(16))-\(randomHex(8))-01")
+    }
+
+    /// A child span of this trace: same trace ID, new parent ID.
+    public func child() -> RequestTrace {
+        let parts = traceparent.split(separator: "-")
+        guard parts.count == 4 else { return RequestTrace(requestID: requestID, traceparent: Self.fresh().traceparent) }
+        return RequestTrace(requestID: requestID, traceparent: "00-\(parts[1])-\(Self.randomHex(8))-\(parts[3])")
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    /// Accepts a caller's `traceparent` only when it is well formed (lowercase hex, non-zero IDs).
+    static func isValidTraceparent(_ value: String) -> Bool {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2
+        else { return false }
+        let hex = Set("0123456789abcdef")
+        return parts.allSatisfy { $0.allSatisfy(hex.contains) }
+            && parts[1] != Substring(String(repeating: "0", count: 32))
+            && parts[2] != Substring(String(repeating: "0", count: 16))
+    }
+}
+
+/// Takes or makes the request ID and trace context, logs with them, and echoes `X-Request-ID` on the response.
+public struct RequestTraceMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        var trace = RequestTrace.fresh()
+        if let id = request.headers[RequestTrace.requestIDField], !id.isEmpty, id.count <= 128,
+           id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) {
+            trace.requestID = id
+        }
+        if let parent = request.headers[RequestTrace.traceparentField], RequestTrace.isValidTraceparent(parent) {
+            trace.traceparent = parent
+        }
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(trace.requestID)
+        var response = try await RequestTrace.$current.withValue(trace) {
+            try await next(request, context)
+        }
+        response.headers[RequestTrace.requestIDField] = trace.requestID
+        return response
+    }
+}

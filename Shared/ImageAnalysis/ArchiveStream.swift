@@ -1,0 +1,98 @@
+import CArchive
+
+/// A read-only libarchive handle over bytes already in memory: any compression filter libarchive
+/// detects (gzip, zstd, bzip2, xz, none) and any tar dialect (ustar, pax, GNU, v7).
+///
+/// Not thread-safe and not Sendable: one stream belongs to one `LayerReader.read` call, and the
+/// memory it reads must outlive it (the caller holds it inside `withUnsafeBytes`).
+final class ArchiveStream {
+    /// The tar header fields Gantry uses, copied out of libarchive's entry.
+    struct Header {
+        /// The entry name as stored, UTF-8; nil where libarchive could not decode it.
+        var rawPath: String?
+        /// `AE_IFREG`, `AE_IFDIR`, … (the `S_IFMT` bits of the mode).
+        var fileType: UInt32
+        /// Declared data size in bytes (0 where unset).
+        var size: Int64
+        var hardlinkTarget: String?
+        var symlinkTarget: String?
+    }
+
+    // archive_entry.h defines these as casts, which Swift does not import; values are POSIX S_IF*.
+    static let regularFile: UInt32 = 0o100000
+    static let symbolicLink: UInt32 = 0o120000
+    static let directory: UInt32 = 0o040000
+
+    private let archive: OpaquePointer
+    private(set) var headersRead = 0
+
+    /// Opens `buffer` for reading.
+    /// - Throws: `LayerReadError.notATar` for an empty buffer, `.libarchive` if set-up fails.
+    init(_ buffer: UnsafeRawBufferPointer) throws(LayerReadError) {
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { throw .notATar("the blob is empty") }
+        guard let archive = archive_read_new() else { throw .libarchive("archive_read_new returned NULL") }
+        self.archive = archive
+        // The media type is only a hint: let libarchive sniff the compression (OCI image spec,
+        // "Image Layer Filesystem Changeset", "Distributable Format").
+        guard archive_read_support_filter_all(archive) >= ARCHIVE_WARN,
+              archive_read_support_format_tar(archive) == ARCHIVE_OK
+        else { throw .libarchive(errorString) }
+        guard archive_read_open_memory(archive, base, buffer.count) == ARCHIVE_OK else {
+            throw .notATar(errorString)
+        }
+    }
+
+    deinit {
+        archive_read_free(archive)
+    }
+
+    /// libarchive's message for the last failure.
+    var errorString: String {
+        archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
+    }
+
+    /// Bytes of decompressed tar stream consumed so far (filter 0 is the one nearest the format).
+    var uncompressedBytes: Int64 { archive_filter_bytes(archive, 0) }
+
+    /// The next header, or nil at the end of the archive.
+    /// - Throws: `.notATar` when the very first header fails (garbage, unknown format),
+    ///   `.corrupt` for any later failure (truncated stream, bad checksum).
+    func next() throws(LayerReadError) -> Header? {
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(archive, &entry)
+        if status == ARCHIVE_EOF { return nil }
+        guard status >= ARCHIVE_WARN, let entry else {
+            if headersRead == 0 { throw .notATar(errorString) }
+            throw .corrupt(errorString, entriesRead: headersRead)
+        }
+        headersRead += 1
+        let rawPath = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) }
+        return Header(
+            rawPath: rawPath,
+            fileType: UInt32(archive_entry_filetype(entry)),
+            size: archive_entry_size_is_set(entry) != 0 ? max(0, archive_entry_size(entry)) : 0,
+            hardlinkTarget: (archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry))
+                .map { String(cString: $0) },
+            symlinkTarget: (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry))
+                .map { String(cString: $0) })
+    }
+
+    /// Reads the current entry's data, refusing to hold more than `limit` bytes.
+    /// - Throws: `.fileTooLarge` past `limit`, `.corrupt` when the data cannot be read.
+    func readData(path: String, declaredSize: Int64, limit: Int) throws(LayerReadError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(min(declaredSize, Int64(limit))))
+        let chunkSize = 64 * 1024
+        var chunk = [UInt8](repeating: 0, count: chunkSize)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, chunkSize) }
+            if count == 0 { break }
+            guard count > 0 else { throw .corrupt(errorString, entriesRead: headersRead) }
+            guard bytes.count + count <= limit else {
+                throw .fileTooLarge(path: path, size: Int64(bytes.count + count), limit: limit)
+            }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return bytes
+    }
+}

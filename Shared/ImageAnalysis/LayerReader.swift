@@ -1,0 +1,158 @@
+import Foundation
+
+/// Reads one layer blob into the `LayerContents` the catalogers need, streaming it through
+/// libarchive from memory; nothing is ever written to disk.
+///
+/// The blob is the layer exactly as fetched from the registry: gzip, zstd or uncompressed tar
+/// (OCI image spec, "Image Layer Filesystem Changeset"). The compression is detected from the bytes
+/// by libarchive's filter auto-detection, so a wrong media type does no harm.
+///
+/// Kept: the contents of `FilesOfInterest.contentPaths` (and files under `contentDirectories`),
+/// the presence of `markerPaths`, entries at their ancestor paths (so symlinks such as `lib ->
+/// usr/lib` and replaced directories are seen), and every whiteout and opaque marker (OCI image
+/// spec, "Representing Changes", "Whiteouts"). Everything else is skipped while streaming.
+///
+/// Names are normalised (leading `./` and `/` stripped); a name or hard-link target with a `..`
+/// component fails the layer with `LayerReadError.unsafePath`. A hard link at a path of interest
+/// whose target is in the same layer is resolved to the target's bytes (a second streaming pass
+/// when the target was not itself of interest); one whose target is in a lower layer is left to
+/// `MergedFilesystem.apply`.
+public struct LayerReader: Sendable {
+    /// The bounds applied to every layer.
+    public var limits: AnalysisLimits
+    /// The paths kept.
+    public var interest: FilesOfInterest
+
+    /// - Parameters:
+    ///   - limits: size and count bounds (defaults: 64 MiB per file, 1 000 000 entries, 8 GiB).
+    ///   - interest: what to keep; defaults to what `Cataloger` reads.
+    public init(limits: AnalysisLimits = .init(), interest: FilesOfInterest = Cataloger.filesOfInterest) {
+        self.limits = limits
+        self.interest = interest
+    }
+
+    /// Reads one layer.
+    /// - Parameter blob: the layer bytes (`[UInt8]`, `Data`, `ArraySlice<UInt8>` …); read in place.
+    /// - Returns: the entries of interest, whiteouts and opaque markers, in archive order.
+    /// - Throws: `LayerReadError` — `.notATar` (empty or unrecognised bytes), `.corrupt`
+    ///   (truncated or damaged stream), `.unsafePath`, `.fileTooLarge`, `.tooManyEntries`,
+    ///   `.tooManyBytes`.
+    public func read(_ blob: some ContiguousBytes) throws(LayerReadError) -> LayerContents {
+        let result = blob.withUnsafeBytes { buffer in
+            Result { () throws(LayerReadError) -> LayerContents in try read(buffer: buffer) }
+        }
+        return try result.get()
+    }
+
+    private func read(buffer: UnsafeRawBufferPointer) throws(LayerReadError) -> LayerContents {
+        let stream = try ArchiveStream(buffer)
+        var contents = LayerContents()
+        // Hard links of interest whose target bytes are still needed: entry index -> target.
+        var unresolvedLinks: [Int: String] = [:]
+
+        while let header = try stream.next() {
+            contents.entryCount = stream.headersRead
+            guard stream.headersRead <= limits.maxEntries else { throw .tooManyEntries(limit: limits.maxEntries) }
+            // Check both what was consumed and what this entry declares, so a huge declared size
+            // is refused before libarchive spends time decompressing it.
+            let consumed = stream.uncompressedBytes
+            guard consumed <= limits.maxUncompressedBytes,
+                  header.size <= limits.maxUncompressedBytes - consumed
+            else { throw .tooManyBytes(limit: limits.maxUncompressedBytes) }
+
+            guard let rawPath = header.rawPath else {
+                contents.notes.append("entry \(stream.headersRead) has a name that is not valid UTF-8; skipped")
+                continue
+            }
+            let path: String
+            switch ArchivePath.normalise(rawPath) {
+            case .root: continue
+            case .unsafe: throw .unsafePath(rawPath)
+            case .path(let normalised): path = normalised
+            }
+            if try recordWhiteout(path, into: &contents) { continue }
+            guard interest.isRelevant(path) else { continue }
+
+            if let rawTarget = header.hardlinkTarget {
+                guard case .path(let target) = ArchivePath.normalise(rawTarget) else { throw .unsafePath(rawTarget) }
+                if interest.wantsContent(path), let bytes = lastFile(at: target, in: contents.entries) {
+                    contents.entries.append(.init(path: path, kind: .file(bytes)))
+                } else {
+                    if interest.wantsContent(path) { unresolvedLinks[contents.entries.count] = target }
+                    contents.entries.append(.init(path: path, kind: .hardlink(target: target)))
+                }
+                continue
+            }
+            let kind: LayerContents.Kind
+            switch header.fileType {
+            case ArchiveStream.regularFile:
+                if interest.wantsContent(path) {
+                    guard header.size <= Int64(limits.maxFileBytes) else {
+                        throw .fileTooLarge(path: path, size: header.size, limit: limits.maxFileBytes)
+                    }
+                    kind = .file(try stream.readData(path: path, declaredSize: header.size, limit: limits.maxFileBytes))
+                } else {
+                    kind = .unreadFile(size: header.size)
+                }
+            case ArchiveStream.symbolicLink:
+                kind = .symlink(target: header.symlinkTarget ?? "")
+            case ArchiveStream.directory:
+                kind = .directory
+            default:
+                kind = .other
+            }
+            contents.entries.append(.init(path: path, kind: kind))
+        }
+        contents.uncompressedBytes = stream.uncompressedBytes
+        if !unresolvedLinks.isEmpty {
+            try resolveHardLinks(unresolvedLinks, buffer: buffer, contents: &contents)
+        }
+        return contents
+    }
+
+    /// Records `.wh.NAME` and `.wh..wh..opq`; returns true when `path` was a whiteout of any kind.
+    private func recordWhiteout(_ path: String, into contents: inout LayerContents) throws(LayerReadError) -> Bool {
+        let (parent, name) = ArchivePath.split(path)
+        guard name.hasPrefix(".wh.") else { return false }
+        if name == ".wh..wh..opq" {
+            contents.opaqueDirectories.append(parent)
+        } else if name.hasPrefix(".wh..wh.") {
+            // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): reserved by the spec, not a deletion.
+            contents.notes.append("AUFS metadata entry \(path) ignored")
+        } else {
+            let removed = String(name.dropFirst(4))
+            guard !removed.isEmpty, removed != ".", removed != ".." else {
+                throw .unsafePath(path)
+            }
+            contents.whiteouts.append(ArchivePath.join(parent, removed))
+        }
+        return true
+    }
+
+    private func lastFile(at path: String, in entries: [LayerContents.Entry]) -> [UInt8]? {
+        guard let entry = entries.last(where: { $0.path == path }), case .file(let bytes) = entry.kind else {
+            return nil
+        }
+        return bytes
+    }
+
+    /// Second pass over the same bytes for hard-link targets that were not themselves of interest.
+    private func resolveHardLinks(_ links: [Int: String], buffer: UnsafeRawBufferPointer,
+                                  contents: inout LayerContents) throws(LayerReadError) {
+        let wanted = Set(links.values)
+        var found: [String: [UInt8]] = [:]
+        let stream = try ArchiveStream(buffer)
+        while let header = try stream.next() {
+            guard let rawPath = header.rawPath, case .path(let path) = ArchivePath.normalise(rawPath),
+                  wanted.contains(path), header.fileType == ArchiveStream.regularFile, header.hardlinkTarget == nil
+            else { continue }
+            guard header.size <= Int64(limits.maxFileBytes) else {
+                throw .fileTooLarge(path: path, size: header.size, limit: limits.maxFileBytes)
+            }
+            found[path] = try stream.readData(path: path, declaredSize: header.size, limit: limits.maxFileBytes)
+        }
+        for (index, target) in links {
+            if let bytes = found[target] { contents.entries[index].kind = .file(bytes) }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// Anchor target: the product that matters is swift-openapi-generator.

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the system packages Gantry needs to build, test and run locally — only those that
+# are missing — and checks that a Swift toolchain is on PATH. A no-op when all are present.
+#
+# Usage: scripts/deps.sh            (as root, or with sudo available)
+GANTRY_SCRIPT=deps
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PACKAGES=(
+    libpq-dev libcurl4-openssl-dev libssl-dev libarchive-dev libsqlite3-dev pkg-config
+    postgresql docker-registry skopeo docker-compose apache2-utils curl ca-certificates python3
+)
+
+missing=()
+# One dpkg-query for all packages: prints "name status" for the ones dpkg knows about.
+declare -A installed=()
+while read -r name status; do
+    [[ "$status" == "installed" ]] && installed["$name"]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+for pkg in "${PACKAGES[@]}"; do
+    [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} > 0)); then
+    log "installing missing packages: ${missing[*]}"
+    SUDO=()
+    if [[ $EUID -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install as root: apt-get install ${missing[*]}"
+        SUDO=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # Debian's docker-registry package ships a system service on :5000, the port our own
+    # registry (scripts/registry.sh) uses; where the install started it, stop it again.
+    # (postgresql's system cluster on :5432 does not collide with ours on :5433.)
+    if [[ " ${missing[*]} " == *" docker-registry "* && -x /etc/init.d/docker-registry ]]; then
+        "${SUDO[@]}" /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+    fi
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    die "no Swift toolchain on PATH. Gantry needs Swift 6.1 or newer: install it from swift.org
+       (or swiftly) and put its usr/bin on PATH, e.g. export PATH=/opt/swift/usr/bin:\$PATH"
+fi
+if ! version="$(swift --version 2>&1 | head -n1)"; then
+    die "'swift --version' failed: $version"
+fi
+if [[ "$version" =~ Swift\ version\ ([0-9]+)\.([0-9]+) ]]; then
+    major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
+    if ((major < 6 || (major == 6 && minor < 1))); then
+        die "found $version; Gantry needs Swift 6.1 or newer (swift-tools-version 6.1)"
+    fi
+fi
+log "ok: system packages present; $version"
