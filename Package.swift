@@ -69,6 +69,8 @@ var targets: [Target] = [
         dependencies: [
             "GantryModel", "GantryRuntime", "RegistryClient", "ImageAnalysis", "VulnerabilityDB",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            asyncHTTPClient, openAPIRuntime, openAPIAHC, nioCore, nioHTTP1, hummingbird, logging, crypto,
+            .product(name: "HTTPTypes", package: "swift-http-types"), "Notification",
         ] + apiModules.map { Target.Dependency(stringLiteral: $0) },
         path: "Services/CLI", swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryModelTests", dependencies: ["GantryModel"], swiftSettings: gantrySwiftSettings),
@@ -77,7 +79,7 @@ var targets: [Target] = [
     .testTarget(name: "RegistryClientTests", dependencies: ["RegistryClient", "GantryTesting", asyncHTTPClient],
                 swiftSettings: gantrySwiftSettings),
     .testTarget(name: "ImageAnalysisTests", dependencies: ["ImageAnalysis", "GantryTesting"], swiftSettings: gantrySwiftSettings),
-    .testTarget(name: "VulnerabilityDBTests", dependencies: ["VulnerabilityDB", "GantryTesting"], swiftSettings: gantrySwiftSettings),
+    .testTarget(name: "VulnerabilityDBTests", dependencies: ["VulnerabilityDB", "ImageAnalysis", "GantryTesting"], swiftSettings: gantrySwiftSettings),
     .testTarget(
         name: "EndToEndTests",
         dependencies: ["GantryTesting", "GantryRuntime", "RegistryClient", asyncHTTPClient, postgresNIO]

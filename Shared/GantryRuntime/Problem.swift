@@ -23,6 +23,7 @@ public struct ProblemError: Error, CustomStringConvertible, Sendable {
     public static func badRequest(_ detail: String) -> ProblemError { .init(.badRequest, detail) }
     public static func notFound(_ detail: String) -> ProblemError { .init(.notFound, detail) }
     public static func conflict(_ detail: String) -> ProblemError { .init(.conflict, detail) }
+    public static func tooLarge(_ detail: String) -> ProblemError { .init(.contentTooLarge, detail) }
     public static func badGateway(_ detail: String) -> ProblemError { .init(.badGateway, detail) }
     public static func `internal`(_ detail: String) -> ProblemError { .init(.internalServerError, detail) }
 }

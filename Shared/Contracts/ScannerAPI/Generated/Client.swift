@@ -139,6 +139,8 @@ package struct Client: APIProtocol {
     }
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
+    /// The format is detected from the content; JSON is accepted under either media type.
+    ///
     /// - Remark: HTTP `POST /internal/v1/feeds/alpine-secdb`.
     /// - Remark: Generated from `#/paths//internal/v1/feeds/alpine-secdb/post(importAlpineSecDB)`.
     package func importAlpineSecDB(_ input: Operations.ImportAlpineSecDB.Input) async throws -> Operations.ImportAlpineSecDB.Output {
@@ -167,11 +169,11 @@ package struct Client: APIProtocol {
                         headerFields: &request.headerFields,
                         contentType: "application/yaml"
                     )
-                case let .json(value):
-                    body = try converter.setRequiredRequestBodyAsJSON(
+                case let .binary(value):
+                    body = try converter.setRequiredRequestBodyAsBinary(
                         value,
                         headerFields: &request.headerFields,
-                        contentType: "application/json; charset=utf-8"
+                        contentType: "application/octet-stream"
                     )
                 }
                 return (request, body)

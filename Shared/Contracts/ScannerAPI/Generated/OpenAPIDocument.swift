@@ -32,12 +32,13 @@ paths:
     post:
       operationId: importAlpineSecDB
       summary: Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
+      description: The format is detected from the content; JSON is accepted under either media type.
       requestBody:
         required: true
         content:
           application/yaml:
             schema: { type: string, format: binary }
-          application/json:
+          application/octet-stream:
             schema: { type: string, format: binary }
       responses:
         '200':

@@ -185,6 +185,8 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
     }
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
+    /// The format is detected from the content; JSON is accepted under either media type.
+    ///
     /// - Remark: HTTP `POST /internal/v1/feeds/alpine-secdb`.
     /// - Remark: Generated from `#/paths//internal/v1/feeds/alpine-secdb/post(importAlpineSecDB)`.
     func importAlpineSecDB(
@@ -208,7 +210,7 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                     received: contentType,
                     options: [
                         "application/yaml",
-                        "application/json"
+                        "application/octet-stream"
                     ]
                 )
                 switch chosenContentType {
@@ -220,12 +222,12 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                             .yaml(value)
                         }
                     )
-                case "application/json":
-                    body = try await converter.getRequiredRequestBodyAsJSON(
-                        Swift.String.self,
+                case "application/octet-stream":
+                    body = try converter.getRequiredRequestBodyAsBinary(
+                        OpenAPIRuntime.HTTPBody.self,
                         from: requestBody,
                         transforming: { value in
-                            .json(value)
+                            .binary(value)
                         }
                     )
                 default:

@@ -169,6 +169,8 @@ package enum Operations {
     }
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
+    /// The format is detected from the content; JSON is accepted under either media type.
+    ///
     /// - Remark: HTTP `POST /internal/v1/feeds/alpine-secdb`.
     /// - Remark: Generated from `#/paths//internal/v1/feeds/alpine-secdb/post(importAlpineSecDB)`.
     package enum ImportAlpineSecDB {
@@ -190,8 +192,8 @@ package enum Operations {
             @frozen package enum Body: Sendable, Hashable {
                 /// - Remark: Generated from `#/paths/internal/v1/feeds/alpine-secdb/POST/requestBody/content/application\/yaml`.
                 case yaml(OpenAPIRuntime.HTTPBody)
-                /// - Remark: Generated from `#/paths/internal/v1/feeds/alpine-secdb/POST/requestBody/content/application\/json`.
-                case json(Swift.String)
+                /// - Remark: Generated from `#/paths/internal/v1/feeds/alpine-secdb/POST/requestBody/content/application\/octet-stream`.
+                case binary(OpenAPIRuntime.HTTPBody)
             }
             package var body: Operations.ImportAlpineSecDB.Input.Body
             /// Creates a new `Input`.

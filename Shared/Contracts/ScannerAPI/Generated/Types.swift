@@ -24,6 +24,8 @@ package protocol APIProtocol: Sendable {
     func requestScan(_ input: Operations.RequestScan.Input) async throws -> Operations.RequestScan.Output
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
+    /// The format is detected from the content; JSON is accepted under either media type.
+    ///
     /// - Remark: HTTP `POST /internal/v1/feeds/alpine-secdb`.
     /// - Remark: Generated from `#/paths//internal/v1/feeds/alpine-secdb/post(importAlpineSecDB)`.
     func importAlpineSecDB(_ input: Operations.ImportAlpineSecDB.Input) async throws -> Operations.ImportAlpineSecDB.Output
@@ -60,6 +62,8 @@ extension APIProtocol {
         ))
     }
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
+    ///
+    /// The format is detected from the content; JSON is accepted under either media type.
     ///
     /// - Remark: HTTP `POST /internal/v1/feeds/alpine-secdb`.
     /// - Remark: Generated from `#/paths//internal/v1/feeds/alpine-secdb/post(importAlpineSecDB)`.

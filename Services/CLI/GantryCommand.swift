@@ -1,0 +1,18 @@
+import ArgumentParser
+import Foundation
+
+/// `gantry`: the operator and demo command line.
+@main
+struct GantryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gantry",
+        abstract: "Operate a Gantry deployment: import feeds, run the end-to-end demo.",
+        subcommands: [FeedsCommand.self, DemoCommand.self])
+}
+
+/// `gantry feeds …`
+struct FeedsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "feeds", abstract: "Manage the vulnerability knowledge base.",
+        subcommands: [ImportAlpineSecDBCommand.self])
+}

@@ -1,0 +1,134 @@
+import Foundation
+import GantryModel
+import GantryRuntime
+import Logging
+import OpenAPIRuntime
+import PostgresNIO
+import ScannerAPI
+import VulnerabilityDB
+
+/// The scanner's HTTP API (Shared/Contracts/specs/scanner.yaml).
+struct ScannerAPIImpl: APIProtocol {
+    let runtime: ServiceRuntime
+    let knowledgeBase: PostgresKnowledgeBase
+    /// Per-job deadline (ARCHITECTURE.md: jobs have a deadline); `GANTRY_SCAN_DEADLINE_SECONDS`, default 2400.
+    let deadlineSeconds: Int
+
+    func requestScan(_ input: Operations.RequestScan.Input) async throws -> Operations.RequestScan.Output {
+        guard case .json(let request) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
+        let tenantID = try Validate.uuid(request.tenantId, field: "tenantId")
+        let subscriptionID = try Validate.uuid(request.subscriptionId, field: "subscriptionId")
+        let registryID = try Validate.uuid(request.registryId, field: "registryId")
+        let repository = try Validate.repository(request.repository, field: "repository")
+        let digest = try Validate.digest(request.digest, field: "digest")
+        let messageID = try Validate.text(request.messageId, field: "messageId")
+        let trigger = request.trigger.rawValue
+        let logger = runtime.logger
+        let inbox = runtime.inbox
+        let deadline = Double(deadlineSeconds)
+        let (jobID, deduplicated) = try await runtime.database.withTransaction(logger: logger) { connection -> (UUID?, Bool) in
+            let fresh = try await inbox.claim(messageID, on: connection, logger: logger)
+            if fresh {
+                let rows = try await connection.query("""
+                    INSERT INTO scanner.scan_jobs (id, tenant_id, subscription_id, registry_id, repository, digest, tag,
+                      trigger, priority, deadline_at)
+                    VALUES (\(UUID()), \(tenantID), \(subscriptionID), \(registryID), \(repository), \(digest.description),
+                      \(request.tag), \(trigger), \(ScanJob.priority(of: trigger)), now() + make_interval(secs => \(deadline)))
+                    ON CONFLICT (registry_id, repository, digest) WHERE status IN ('queued', 'running') DO NOTHING
+                    RETURNING id
+                    """, logger: logger)
+                for try await id in rows.decode(UUID.self) { return (id, false) }
+            }
+            // A redelivered request, or an image already queued: answer with the job that covers it.
+            let existing = try await connection.query("""
+                SELECT id FROM scanner.scan_jobs WHERE registry_id = \(registryID) AND repository = \(repository)
+                  AND digest = \(digest.description) ORDER BY queued_at DESC LIMIT 1
+                """, logger: logger)
+            for try await id in existing.decode(UUID.self) { return (id, true) }
+            return (nil, true)
+        }
+        guard let jobID else { throw ProblemError.conflict("the scan request \(messageID) was already processed") }
+        return .accepted(.init(body: .json(.init(jobId: jobID.uuidString.lowercased(), deduplicated: deduplicated))))
+    }
+
+    func importAlpineSecDB(_ input: Operations.ImportAlpineSecDB.Input) async throws -> Operations.ImportAlpineSecDB.Output {
+        let body: HTTPBody
+        switch input.body {
+        case .yaml(let yaml): body = yaml
+        case .binary(let binary): body = binary
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try await [UInt8](collecting: body, upTo: runtime.configuration.maxBodyBytes)
+        } catch {
+            throw ProblemError.tooLarge("the feed document exceeds \(runtime.configuration.maxBodyBytes) bytes")
+        }
+        let document: AlpineSecDBDocument
+        do {
+            document = try AlpineSecDB.parse(bytes, format: .detect)
+        } catch {
+            throw ProblemError.badRequest("the Alpine secdb document is not valid: \(error)")
+        }
+        let result = try await knowledgeBase.importAlpineSecDB(document)
+        return .ok(.init(body: .json(.init(source: result.source, namespace: result.namespace, advisories: result.advisories,
+                                           changed: result.changed, fingerprint: result.fingerprint))))
+    }
+
+    func listFeeds(_ input: Operations.ListFeeds.Input) async throws -> Operations.ListFeeds.Output {
+        let feeds = try await knowledgeBase.feeds()
+        return .ok(.init(body: .json(.init(items: feeds.map {
+            .init(source: $0.source, namespace: $0.namespace, advisories: $0.advisories, importedAt: $0.importedAt,
+                  fingerprint: $0.fingerprint)
+        }))))
+    }
+
+    func listScans(_ input: Operations.ListScans.Input) async throws -> Operations.ListScans.Output {
+        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
+        let digest = try input.query.digest.map { try Validate.digest($0, field: "digest").description }
+        let rows = try await runtime.database.query("""
+            SELECT id, tenant_id, registry_id, repository, digest, trigger, status, attempts, error, queued_at,
+                   started_at, finished_at
+            FROM scanner.scan_jobs WHERE tenant_id = \(tenantID) AND (\(digest)::text IS NULL OR digest = \(digest))
+            ORDER BY queued_at DESC LIMIT 500
+            """, logger: runtime.logger)
+        var items: [Components.Schemas.ScanJob] = []
+        for try await (id, tenant, registry, repository, digest, trigger, status, attempts, error, queued, started, finished)
+            in rows.decode((UUID, UUID, UUID, String, String, String, String, Int, String?, Date, Date?, Date?).self) {
+            let duration = zip(started, finished).map { Int64(($0.1.timeIntervalSince($0.0) * 1000).rounded()) }
+            items.append(.init(
+                jobId: id.uuidString.lowercased(), tenantId: tenant.uuidString.lowercased(),
+                registryId: registry.uuidString.lowercased(), repository: repository, digest: digest,
+                trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
+                attempts: attempts, error: error, queuedAt: queued, startedAt: started, finishedAt: finished,
+                durationMs: duration))
+        }
+        return .ok(.init(body: .json(.init(items: items))))
+    }
+
+    func getInventory(_ input: Operations.GetInventory.Input) async throws -> Operations.GetInventory.Output {
+        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
+        let digest = try Validate.digest(input.path.digest, field: "digest")
+        let rows = try await runtime.database.query("""
+            SELECT repository, inventory, scanned_at FROM scanner.inventories
+            WHERE tenant_id = \(tenantID) AND digest = \(digest.description) ORDER BY scanned_at DESC LIMIT 1
+            """, logger: runtime.logger)
+        for try await (repository, json, scannedAt) in rows.decode((String, String, Date).self) {
+            let inventory = try JSONDecoder().decode(ImageInventory.self, from: Data(json.utf8))
+            return .ok(.init(body: .json(.init(
+                digest: digest.description, repository: repository,
+                operatingSystem: inventory.operatingSystem.map { .init(id: $0.id, versionId: $0.versionID, prettyName: $0.prettyName) },
+                notApplicableReason: inventory.notApplicable?.rawValue,
+                packages: inventory.packages.map {
+                    .init(ecosystem: $0.ecosystem, name: $0.name, version: $0.version, sourceName: $0.sourceName,
+                          architecture: $0.architecture, purl: $0.purl, location: $0.location)
+                },
+                notes: inventory.notes, scannedAt: scannedAt))))
+        }
+        throw ProblemError.notFound("no inventory is stored for image \(digest)")
+    }
+}
+
+private func zip(_ a: Date?, _ b: Date?) -> (Date, Date)? {
+    guard let a, let b else { return nil }
+    return (a, b)
+}

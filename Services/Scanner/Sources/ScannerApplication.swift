@@ -1,0 +1,35 @@
+import Foundation
+import GantryRuntime
+import Hummingbird
+import ImageAnalysis
+import OpenAPIHummingbird
+import RegistryClient
+import ScannerAPI
+
+/// Builds the scanner service: the scan queue and its worker, and the vulnerability knowledge base.
+///
+/// Service-specific settings: `GANTRY_SCAN_WORKERS` (default 2), `GANTRY_SCAN_DEADLINE_SECONDS` (default 2400).
+/// - Parameter onServerRunning: receives the bound port (tests listen on port 0).
+public func buildScannerApplication(configuration: GantryConfiguration,
+                                    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+    async throws -> some ApplicationProtocol {
+    let runtime = try await ServiceRuntime(configuration: configuration,
+                                           migrations: try ServiceRuntime.migrations(in: Bundle.module))
+    let workers = try GantryConfiguration.integer("GANTRY_SCAN_WORKERS", configuration.environment, default: 2, range: 1...64)
+    let deadline = try GantryConfiguration.integer("GANTRY_SCAN_DEADLINE_SECONDS", configuration.environment,
+                                                   default: 2400, range: 10...86400)
+    let knowledgeBase = PostgresKnowledgeBase(database: runtime.database, logger: runtime.logger)
+    let scanner = ImageScanner(registry: RegistryClient(httpClient: runtime.httpClient, logger: runtime.logger),
+                               knowledgeBase: knowledgeBase, layerReader: LayerReader(), logger: runtime.logger)
+    let discovery = HTTPDiscoveryPeer(runtime: runtime)
+    let api = ScannerAPIImpl(runtime: runtime, knowledgeBase: knowledgeBase, deadlineSeconds: deadline)
+    let scanWorkers = (0..<workers).map { _ in ScanWorker(runtime: runtime, scanner: scanner, discovery: discovery) }
+    return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument, services: scanWorkers,
+                                       onServerRunning: onServerRunning) { router in
+        try api.registerHandlers(on: router)
+    }
+}
+
+// This module also speaks to discovery, findings-policy and billing; its own contract's names win.
+typealias Operations = ScannerAPI.Operations
+typealias Components = ScannerAPI.Components
