@@ -38,8 +38,11 @@ ensure_secrets() {
 # Exports the shared environment (not GANTRY_PORT, which is per service).
 export_gantry_env() {
     ensure_secrets
-    local key value
-    while IFS='=' read -r key value; do
+    local key value line
+    while IFS= read -r line; do
+        # Split at the first '=' only: base64 values end in '=' padding.
+        key="${line%%=*}"
+        value="${line#*=}"
         [[ "$key" =~ ^GANTRY_[A-Z_]+$ ]] || continue
         # The caller's environment wins over the file.
         [[ -n "${!key:-}" ]] || export "$key=$value"

@@ -62,8 +62,16 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return (problem.status, problem.detail)
         case let serverError as ServerError:
             if let problem = serverError.underlyingError as? ProblemError { return (problem.status, problem.detail) }
-            // The generated server wraps parameter, content-type and body errors; all are the caller's.
-            return (.badRequest, "the request is not valid for operation \(serverError.operationID): \(describe(serverError.underlyingError))")
+            // The generated server marks request errors (parameters, content type, body) with a cause and a 4xx
+            // status; anything else came out of a handler and is the service's own failure.
+            if serverError.underlyingError is DecodingError {
+                return (.badRequest, "the request is not valid for operation \(serverError.operationID): \(describe(serverError.underlyingError))")
+            }
+            if serverError.causeDescription != "Unknown", (400..<500).contains(serverError.httpStatus.code) {
+                return (serverError.httpStatus,
+                        "the request is not valid for operation \(serverError.operationID): \(serverError.causeDescription): \(describe(serverError.underlyingError))")
+            }
+            return (.internalServerError, "an internal error occurred; see the service log")
         case let httpError as HTTPError:
             return (httpError.status, httpError.body ?? httpError.status.reasonPhrase)
         default:

@@ -1,7 +1,5 @@
 import FindingsPolicy
 import GantryRuntime
-import Hummingbird
 
 // Thin entry point: configuration from GANTRY_* variables, then run until SIGTERM.
-let configuration = try GantryConfiguration(service: .findingsPolicy)
-try await buildFindingsPolicyApplication(configuration: configuration).runService()
+await ServiceMain.run(.findingsPolicy) { try await buildFindingsPolicyApplication(configuration: $0) }

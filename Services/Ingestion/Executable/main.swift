@@ -1,7 +1,5 @@
-import GantryRuntime
-import Hummingbird
 import Ingestion
+import GantryRuntime
 
 // Thin entry point: configuration from GANTRY_* variables, then run until SIGTERM.
-let configuration = try GantryConfiguration(service: .ingestion)
-try await buildIngestionApplication(configuration: configuration).runService()
+await ServiceMain.run(.ingestion) { try await buildIngestionApplication(configuration: $0) }

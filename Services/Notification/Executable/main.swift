@@ -1,7 +1,5 @@
-import GantryRuntime
-import Hummingbird
 import Notification
+import GantryRuntime
 
 // Thin entry point: configuration from GANTRY_* variables, then run until SIGTERM.
-let configuration = try GantryConfiguration(service: .notification)
-try await buildNotificationApplication(configuration: configuration).runService()
+await ServiceMain.run(.notification) { try await buildNotificationApplication(configuration: $0) }

@@ -1,7 +1,5 @@
-import GantryRuntime
-import Hummingbird
 import Scanner
+import GantryRuntime
 
 // Thin entry point: configuration from GANTRY_* variables, then run until SIGTERM.
-let configuration = try GantryConfiguration(service: .scanner)
-try await buildScannerApplication(configuration: configuration).runService()
+await ServiceMain.run(.scanner) { try await buildScannerApplication(configuration: $0) }

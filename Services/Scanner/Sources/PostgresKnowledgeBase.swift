@@ -50,7 +50,7 @@ struct PostgresKnowledgeBase: Sendable {
                 let versions = chunk.map { $0.fixedVersion ?? "" }
                 try await connection.query("""
                     INSERT INTO scanner.advisories (source, namespace, package_name, vulnerability_id, aliases, fix_state, fixed_version)
-                    SELECT \(source), \(namespace), p, v, string_to_array(NULLIF(a, ''), ' '), s, NULLIF(f, '')
+                    SELECT \(source), \(namespace), p, v, COALESCE(string_to_array(NULLIF(a, ''), ' '), '{}'), s, NULLIF(f, '')
                     FROM unnest(\(packages)::text[], \(ids)::text[], \(aliases)::text[], \(states)::text[], \(versions)::text[])
                       AS t(p, v, a, s, f)
                     """, logger: logger)
