@@ -62,7 +62,8 @@ var targets: [Target] = [
             path: "Shared/ImageAnalysis", swiftSettings: gantrySwiftSettings),
     .target(name: "VulnerabilityDB", dependencies: ["GantryModel", .product(name: "Yams", package: "Yams")],
             path: "Shared/VulnerabilityDB", swiftSettings: gantrySwiftSettings),
-    .target(name: "GantryTesting", dependencies: ["GantryRuntime", "GantryModel", postgresNIO, hummingbird, logging],
+    .target(name: "GantryTesting", dependencies: ["GantryRuntime", "GantryModel", postgresNIO, hummingbird, logging,
+                                                  asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle],
             path: "Shared/GantryTesting", swiftSettings: gantrySwiftSettings),
     .executableTarget(
         name: "gantry",

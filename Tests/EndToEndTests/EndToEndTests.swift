@@ -1,0 +1,242 @@
+import AsyncHTTPClient
+import Billing
+import Discovery
+import FindingsPolicy
+import Foundation
+import GantryModel
+import GantryRuntime
+import GantryTesting
+import Ingestion
+import Logging
+import NIOHTTP1
+import Notification
+import PostgresNIO
+import RegistryClient
+import Scanner
+import ServiceLifecycle
+import Testing
+
+/// The walking skeleton end to end: a real registry notifies the real ingestion service; every hop
+/// is HTTP between the six services, each persisting to its own schema of a real PostgreSQL.
+@Suite(.serialized, .enabled(if: Corpus.isAvailable, "the test corpus (../shared/corpus) is missing"))
+struct EndToEndTests {
+    /// One stack: services, registry and webhook sink, with helpers to drive them.
+    struct Stack: Sendable {
+        let env: TestEnvironment
+        let registry: TestRegistry
+        let sink: WebhookSink
+        let tenantID: String
+        let subscriptionID: String
+        let registryID: String
+
+        func api(_ service: GantryServiceName, _ path: String) -> String { env.url(service).absoluteString + path }
+
+        func token(_ audience: String) async throws -> String {
+            try await env.tokens(issuer: "gantry-cli").token(for: audience)
+        }
+
+        /// Pushes a corpus image with skopeo and returns the digest the registry stored.
+        func push(_ archive: String, repository: String, tag: String) async throws -> String {
+            try Skopeo.copy(ociArchive: try Corpus.file(archive), to: registry.host, repository: repository, tag: tag)
+            let client = RegistryClient(httpClient: .shared, logger: Logger(label: "e2e"))
+            let fetched = try await client.manifest(RegistryEndpoint(baseURL: registry.baseURL, credentials: nil),
+                                                    repository: repository, reference: tag)
+            return fetched.digest.description
+        }
+
+        func assessment(_ digest: String) async throws -> [String: Any]? {
+            let reply = try await TestHTTP.send(.GET, api(.findingsPolicy,
+                "/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/assessments/\(digest)"))
+            return reply.status == 200 ? try reply.json() as? [String: Any] : nil
+        }
+
+        func scans(_ digest: String) async throws -> [[String: Any]] {
+            let reply = try await TestHTTP.send(.GET, api(.scanner, "/v1/tenants/\(tenantID)/scans?digest=\(digest)"))
+            return ((try reply.json() as? [String: Any])?["items"] as? [[String: Any]]) ?? []
+        }
+
+        func usage() async throws -> [String: Any] {
+            let reply = try await TestHTTP.send(.GET, api(.billing, "/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/usage"))
+            return (try reply.json() as? [String: Any]) ?? [:]
+        }
+    }
+
+    /// Starts everything, registers a tenant, subscription (plan enabled), registry and webhook,
+    /// imports the Alpine secdb from the corpus, then runs `body`.
+    static func withStack(_ body: @Sendable (Stack) async throws -> Void) async throws {
+        let database = try await TestDatabase.create()
+        do {
+            let env = try TestEnvironment(database: database)
+            let registry = try await TestRegistry.start(
+                notifyURL: URL(string: env.url(.ingestion).absoluteString + "/v1/events/distribution")!)
+            defer { registry.stop() }
+            let sink = WebhookSink(secret: "e2e-webhook-secret-0123456789")
+            let sinkPort = try FreePort.next()
+            let services: [any Service] = [
+                try await buildDiscoveryApplication(configuration: env.configuration(.discovery)),
+                try await buildIngestionApplication(configuration: env.configuration(.ingestion)),
+                try await buildScannerApplication(configuration: env.configuration(.scanner)),
+                try await buildFindingsPolicyApplication(configuration: env.configuration(.findingsPolicy)),
+                try await buildBillingApplication(configuration: env.configuration(.billing)),
+                try await buildNotificationApplication(configuration: env.configuration(.notification)),
+                sink.application(port: sinkPort),
+            ]
+            try await withRunningServices(services, readyPorts: Array(env.ports.values) + [sinkPort]) {
+                let discovery = env.url(.discovery).absoluteString
+                let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": "e2e"])
+                try #require(tenant.status == 201, "\(tenant.text)")
+                let tenantID = try #require((try tenant.json() as? [String: Any])?["id"] as? String)
+                let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
+                                                           ["name": "e2e", "cloudType": "commercial"])
+                let subscriptionID = try #require((try subscription.json() as? [String: Any])?["id"] as? String)
+                let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
+                                                   ["enabled": true])
+                try #require(plan.status == 200, "\(plan.text)")
+                let registered = try await TestHTTP.json(
+                    .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries",
+                    ["loginServer": registry.host, "insecure": true])
+                try #require(registered.status == 201, "\(registered.text)")
+                let registryID = try #require((try registered.json() as? [String: Any])?["id"] as? String)
+                let hook = try await TestHTTP.json(
+                    .POST, env.url(.notification).absoluteString + "/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/webhooks",
+                    ["url": "http://127.0.0.1:\(sinkPort)/hook", "secret": sink.secret])
+                try #require(hook.status == 201, "\(hook.text)")
+                let stack = Stack(env: env, registry: registry, sink: sink, tenantID: tenantID,
+                                  subscriptionID: subscriptionID, registryID: registryID)
+                // The knowledge base, imported the way an operator (or `gantry feeds`) does.
+                let token = try await stack.token("scanner")
+                let feeds = try Corpus.file("3-vuln-feeds/alpine")
+                for file in try FileManager.default.contentsOfDirectory(at: feeds, includingPropertiesForKeys: nil)
+                where file.lastPathComponent.hasPrefix("secdb-") {
+                    let reply = try await TestHTTP.send(.POST, stack.api(.scanner, "/internal/v1/feeds/alpine-secdb"),
+                                                        body: try Data(contentsOf: file),
+                                                        headers: ["Content-Type": "application/yaml", "Authorization": "Bearer \(token)"])
+                    try #require(reply.status == 200, "\(file.lastPathComponent): \(reply.text)")
+                }
+                try await body(stack)
+            }
+        } catch {
+            await database.drop()
+            throw error
+        }
+        await database.drop()
+    }
+
+    static func findings(_ assessment: [String: Any]) -> [String] {
+        ((assessment["findings"] as? [[String: Any]]) ?? []).map {
+            "\($0["vulnerabilityId"] ?? "") \($0["packageName"] ?? "") \($0["installedVersion"] ?? "") → \($0["fixedVersion"] ?? "none") patchable=\($0["patchable"] ?? "")"
+        }.sorted()
+    }
+
+    @Test("push → scan → findings, billing once per digest, one signed webhook for the unhealthy image")
+    func pushToFindings() async throws {
+        try await Self.withStack { stack in
+            let vulnerable = try await stack.push("images/alpine-3.7.3.oci.tar", repository: "e2e/alpine", tag: "3.7.3")
+            let upgraded = try await stack.push("images/alpine-3.7.3-apk-upgrade.oci.tar", repository: "e2e/alpine", tag: "3.7.3-upgraded")
+            #expect(vulnerable != upgraded)
+
+            let first = try await eventually("the assessment of \(vulnerable)", timeout: .seconds(60)) {
+                try await stack.assessment(vulnerable)
+            }
+            #expect((first["status"] as? [String: Any])?["code"] as? String == "Unhealthy")
+            #expect(Self.findings(first) == [
+                "CVE-2019-14697 musl 1.1.18-r3 → 1.1.18-r4 patchable=1",
+                "CVE-2019-14697 musl-utils 1.1.18-r3 → 1.1.18-r4 patchable=1",
+            ])
+            #expect((first["operatingSystem"] as? [String: Any])?["versionId"] as? String == "3.7.3")
+            #expect(first["registryHost"] as? String == stack.registry.host)
+            #expect(first["repositoryName"] as? String == "e2e/alpine")
+
+            let second = try await eventually("the assessment of \(upgraded)", timeout: .seconds(60)) {
+                try await stack.assessment(upgraded)
+            }
+            #expect((second["status"] as? [String: Any])?["code"] as? String == "Healthy")
+            #expect(Self.findings(second).isEmpty)
+
+            // Exactly one signed delivery, for the unhealthy image only.
+            let delivered = try await eventually("one webhook delivery") {
+                let deliveries = await stack.sink.deliveries
+                return deliveries.isEmpty ? nil : deliveries
+            }
+            #expect(delivered.count == 1)
+            #expect(delivered.first?.signatureValid == true)
+            #expect(delivered.first?.event == "imageUnhealthy")
+            let alert = try #require(try JSONSerialization.jsonObject(with: delivered[0].body) as? [String: Any])
+            #expect(alert["imageDigest"] as? String == vulnerable)
+            #expect((alert["findings"] as? [Any])?.count == 2)
+
+            // One billable scan per digest.
+            let usage = try await eventually("two charges") {
+                let usage = try await stack.usage()
+                return (usage["billableImages"] as? Int) == 2 ? usage : nil
+            }
+            let charged = ((usage["charges"] as? [[String: Any]]) ?? []).compactMap { $0["digest"] as? String }.sorted()
+            #expect(charged == [vulnerable, upgraded].sorted())
+            #expect(usage["amount"] as? String == "0.5800")
+
+            // The same image under another tag: scanned again, but neither billed nor alerted twice.
+            _ = try await stack.push("images/alpine-3.7.3.oci.tar", repository: "e2e/alpine", tag: "again")
+            _ = try await eventually("a second finished scan of \(vulnerable)") {
+                let finished = try await stack.scans(vulnerable).filter { $0["status"] as? String == "succeeded" }
+                return finished.count >= 2 ? finished : nil
+            }
+            try await Task.sleep(for: .seconds(2))
+            #expect(await stack.sink.deliveries.count == 1)
+            #expect((try await stack.usage())["billableImages"] as? Int == 2)
+        }
+    }
+
+    @Test("a blob whose bytes do not match its digest fails the scan with the reason and bills nothing")
+    func corruptBlobFailsScan() async throws {
+        try await Self.withStack { stack in
+            // Push under a repository the registry notifies about, then corrupt the layer on disk and ask
+            // for a scan of the digest: the scanner must verify, fail and bill nothing.
+            let digest = try await stack.push("images/alpine-3.10.9.oci.tar", repository: "e2e/corrupt", tag: "3.10.9")
+            _ = try await eventually("the first scan of \(digest)", timeout: .seconds(60)) {
+                try await stack.assessment(digest)
+            }
+            let manifest = try await RegistryClient(httpClient: .shared, logger: Logger(label: "e2e"))
+                .resolveImage(RegistryEndpoint(baseURL: stack.registry.baseURL, credentials: nil),
+                              repository: "e2e/corrupt", reference: digest)
+            let layer = try #require(manifest.manifest.layers.first)
+            let file = stack.registry.blobDataFile(hex: layer.digest.encoded)
+            var bytes = try Data(contentsOf: file)
+            bytes[bytes.count / 2] ^= 0xFF
+            try bytes.write(to: file)
+
+            let before = try await stack.usage()["billableImages"] as? Int
+            let request: [String: Any] = [
+                "messageId": "manual-\(UUID())", "tenantId": stack.tenantID, "subscriptionId": stack.subscriptionID,
+                "registryId": stack.registryID, "repository": "e2e/corrupt", "digest": digest, "trigger": "manual",
+            ]
+            let accepted = try await TestHTTP.json(.POST, stack.api(.scanner, "/internal/v1/scans"), request,
+                                                   headers: ["Content-Type": "application/json",
+                                                             "Authorization": "Bearer \(try await stack.token("scanner"))"])
+            try #require(accepted.status == 202, "\(accepted.text)")
+            let jobID = try #require((try accepted.json() as? [String: Any])?["jobId"] as? String)
+            let failed = try await eventually("the manual scan to fail", timeout: .seconds(60)) {
+                try await stack.scans(digest).first { $0["jobId"] as? String == jobID && $0["status"] as? String == "failed" }
+            }
+            let reason = failed["error"] as? String ?? ""
+            #expect(reason.contains("verification failed"), "\(reason)")
+            #expect(reason.contains(layer.digest.description), "\(reason)")
+            #expect(try await stack.usage()["billableImages"] as? Int == before)
+        }
+    }
+
+    @Test("an image without a package database is NotApplicable with the reason and never billed")
+    func scratchImageIsNotApplicable() async throws {
+        try await Self.withStack { stack in
+            let digest = try await stack.push("images/scratch-static.oci.tar", repository: "e2e/scratch", tag: "static")
+            let assessment = try await eventually("the assessment of \(digest)", timeout: .seconds(60)) {
+                try await stack.assessment(digest)
+            }
+            let status = assessment["status"] as? [String: Any]
+            #expect(status?["code"] as? String == "NotApplicable")
+            #expect(status?["cause"] as? String == "NoPackageDatabase")
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await stack.usage()["billableImages"] as? Int == 0)
+            #expect(await stack.sink.deliveries.isEmpty)
+        }
+    }
+}
