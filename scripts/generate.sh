@@ -33,6 +33,8 @@ for spec in "${!modules[@]}"; do
     echo "/// The OpenAPI document of this service, served at \`/openapi.yaml\`."
     echo "package let openAPIDocument = #\"\"\""
     cat "Shared/Contracts/specs/$spec.yaml"
+    # The line before the closing delimiter keeps the file's final newline in the string.
+    echo ""
     echo "\"\"\"#"
   } > "$out/OpenAPIDocument.swift"
   if $check; then

@@ -103,4 +103,5 @@ components:
         charges:
           type: array
           items: { $ref: '#/components/schemas/Charge' }
+
 """#

@@ -242,4 +242,5 @@ components:
         planEnabled: { type: boolean }
         cloudType: { $ref: '#/components/schemas/CloudType' }
         credentials: { $ref: '#/components/schemas/RegistryCredentials' }
+
 """#

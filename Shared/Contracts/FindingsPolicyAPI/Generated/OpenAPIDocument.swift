@@ -175,4 +175,5 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/Assessment' }
+
 """#

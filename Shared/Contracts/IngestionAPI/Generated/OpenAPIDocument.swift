@@ -145,4 +145,5 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/RecordedEvent' }
+
 """#

@@ -166,4 +166,5 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/Delivery' }
+
 """#

@@ -217,4 +217,5 @@ components:
           type: array
           items: { type: string }
         scannedAt: { type: string, format: date-time }
+
 """#
