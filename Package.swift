@@ -74,6 +74,8 @@ var targets: [Target] = [
             .product(name: "HTTPTypes", package: "swift-http-types"), "Notification",
         ] + apiModules.map { Target.Dependency(stringLiteral: $0) },
         path: "Services/CLI", swiftSettings: gantrySwiftSettings),
+    .executableTarget(name: "gantry-bench", dependencies: ["GantryModel", "ImageAnalysis"],
+                      path: "Benchmarks/GantryBench", swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryModelTests", dependencies: ["GantryModel"], swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryRuntimeTests", dependencies: ["GantryRuntime", "GantryTesting", hummingbird, hummingbirdTesting, postgresNIO],
                 swiftSettings: gantrySwiftSettings),
@@ -122,7 +124,8 @@ let package = Package(
     name: "Gantry",
     platforms: [.macOS(.v14)],
     products: services.map { .executable(name: $0.executable, targets: [$0.executable]) }
-        + [.executable(name: "gantry", targets: ["gantry"])],
+        + [.executable(name: "gantry", targets: ["gantry"]),
+           .executable(name: "gantry-bench", targets: ["gantry-bench"])],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),

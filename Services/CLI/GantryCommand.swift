@@ -6,8 +6,8 @@ import Foundation
 struct GantryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
-        abstract: "Operate a Gantry deployment: import feeds, run the end-to-end demo.",
-        subcommands: [FeedsCommand.self, DemoCommand.self])
+        abstract: "Operate a Gantry deployment: import feeds, run the end-to-end demo, inventory images offline.",
+        subcommands: [FeedsCommand.self, DemoCommand.self, InventoryCommand.self])
 }
 
 /// `gantry feeds …`

@@ -1,0 +1,104 @@
+import Discovery
+import Foundation
+import GantryRuntime
+import GantryTesting
+import NIOHTTP1
+import PostgresNIO
+import Testing
+
+/// A discovery service running in-process on a fresh database, and calls against it.
+struct DiscoveryHarness: Sendable {
+    let env: TestEnvironment
+    let database: TestDatabase
+
+    var base: String { env.url(.discovery).absoluteString }
+
+    /// Creates a database, runs discovery on it for the length of `body`, then drops the database,
+    /// whether `body` passed or threw.
+    static func run(_ body: @Sendable (DiscoveryHarness) async throws -> Void) async throws {
+        let database = try await TestDatabase.create()
+        do {
+            let env = try TestEnvironment(database: database)
+            let app = try await buildDiscoveryApplication(configuration: env.configuration(.discovery))
+            let harness = DiscoveryHarness(env: env, database: database)
+            try await withRunningServices([app], readyPorts: [env.ports[.discovery]!]) {
+                try await body(harness)
+            }
+        } catch {
+            await database.drop()
+            throw error
+        }
+        await database.drop()
+    }
+
+    func createTenant(_ name: String = "acme") async throws -> String {
+        let reply = try await TestHTTP.json(.POST, "\(base)/v1/tenants", ["name": name])
+        try #require(reply.status == 201, "\(reply.text)")
+        return try #require(try reply.object()["id"] as? String)
+    }
+
+    func createSubscription(tenantID: String, name: String = "production") async throws -> String {
+        let reply = try await TestHTTP.json(.POST, "\(base)/v1/tenants/\(tenantID)/subscriptions",
+                                            ["name": name, "cloudType": "commercial"])
+        try #require(reply.status == 201, "\(reply.text)")
+        return try #require(try reply.object()["id"] as? String)
+    }
+
+    func registriesURL(tenantID: String, subscriptionID: String) -> String {
+        "\(base)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries"
+    }
+
+    func lookup(_ host: String, token: String?) async throws -> TestHTTP.Reply {
+        var headers: [String: String] = [:]
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        let query = host.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? host
+        return try await TestHTTP.send(.GET, "\(base)/internal/v1/registries/lookup?host=\(query)", headers: headers)
+    }
+
+    /// Rows of one `text`-valued column (or expression) of a query.
+    func strings(_ query: PostgresQuery) async throws -> [String] {
+        try await database.withClient { client in
+            var values: [String] = []
+            for try await value in try await client.query(query).decode(String.self) { values.append(value) }
+            return values
+        }
+    }
+
+    func count(_ table: String) async throws -> Int {
+        try await database.withClient { client in
+            for try await count in try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(table)"))
+                .decode(Int.self) {
+                return count
+            }
+            return -1
+        }
+    }
+}
+
+extension TestHTTP.Reply {
+    /// The body as a JSON object.
+    func object() throws -> [String: Any] {
+        try #require(try json() as? [String: Any], "not a JSON object: \(text)")
+    }
+}
+
+/// Checks an RFC 9457 problem response: status, media type, and a body repeating the status with a detail.
+/// - Returns: the detail.
+@discardableResult
+func expectProblem(_ reply: TestHTTP.Reply, status: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    #expect(reply.status == status, "\(reply.text)", sourceLocation: sourceLocation)
+    #expect(reply.header("Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
+    let problem = try reply.object()
+    #expect(problem["status"] as? Int == status, sourceLocation: sourceLocation)
+    let detail = problem["detail"] as? String ?? ""
+    #expect(!detail.isEmpty, "problem without detail: \(reply.text)", sourceLocation: sourceLocation)
+    return detail
+}
+
+/// Parses the service's RFC 3339 timestamps, with or without fractional seconds.
+func timestamp(_ value: Any?) -> Date? {
+    guard let string = value as? String else { return nil }
+    let fractional = ISO8601DateFormatter()
+    fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return fractional.date(from: string) ?? ISO8601DateFormatter().date(from: string)
+}
