@@ -1,5 +1,10 @@
 import Foundation
 import GantryModel
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What a cloud type fixes for a deployment (PRODUCT.md, "The six services"; ARCHITECTURE.md, "Configuration"):
 /// accepted registry host suffixes, the price of one scanned image and its currency, feed sources and features.
@@ -74,19 +79,49 @@ public struct CloudProfile: Sendable, Equatable {
     }
 
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+        if host == "localhost" { return true }
+        switch addressBytes(host).map(ipv4Unmapped) {
+        case .some(let bytes) where bytes.count == 4: return bytes[0] == 127
+        case .some(let bytes): return bytes == [UInt8](repeating: 0, count: 15) + [1]
+        case nil: return false
+        }
     }
 
     static func isPrivateAddress(_ host: String) -> Bool {
-        let octets = host.split(separator: ".").compactMap { Int($0) }
-        if octets.count == 4 {
-            switch (octets[0], octets[1]) {
+        switch addressBytes(host).map(ipv4Unmapped) {
+        case .some(let b) where b.count == 4:
+            switch (b[0], b[1]) {
             case (10, _), (192, 168), (169, 254), (0, _): return true
             case (172, let second) where (16...31).contains(second): return true
             default: return false
             }
+        case .some(let b):
+            // unspecified ::, unique local fc00::/7, link-local fe80::/10
+            return b.allSatisfy { $0 == 0 } || b[0] & 0xfe == 0xfc || (b[0] == 0xfe && b[1] & 0xc0 == 0x80)
+        case nil:
+            return false
         }
-        let lower = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return lower.hasPrefix("fc") || lower.hasPrefix("fd") || lower.hasPrefix("fe80") || lower == "::"
+    }
+
+    /// The bytes of an IP address literal in every form a resolver accepts, or nil for a host name: IPv4 as
+    /// inet_aton(3) reads it (`10.0.0.1`, and also `10.1`, `0x0a000001`, `167772161`, `012.0.0.1`), which
+    /// getaddrinfo(3) accepts too, so each spelling must be judged by the address it means; IPv6 with or
+    /// without brackets (inet_pton(3)).
+    static func addressBytes(_ host: String) -> [UInt8]? {
+        if host.contains(":") {
+            var address = in6_addr()
+            let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            guard inet_pton(AF_INET6, literal, &address) == 1 else { return nil }
+            return withUnsafeBytes(of: &address) { Array($0) }
+        }
+        var address = in_addr()
+        guard inet_aton(host, &address) != 0 else { return nil }
+        return withUnsafeBytes(of: &address.s_addr) { Array($0) }
+    }
+
+    /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, RFC 4291 section 2.5.5.2); others unchanged.
+    static func ipv4Unmapped(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff else { return bytes }
+        return Array(bytes[12...])
     }
 }

@@ -75,7 +75,12 @@ public struct OutboxRelay: Service {
 
     public func run() async throws {
         await readiness.waitUntilReady()
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        // In-flight work is abandoned on shutdown: its rows stay due (or leased) and are taken again later.
+        try? await cancelWhenGracefulShutdown { try await self.loop() }
+    }
+
+    private func loop() async throws {
+        while !Task.isCancelled {
             do {
                 let delivered = try await deliverDue()
                 if delivered == 0 { try await Task.sleep(for: pollInterval) }

@@ -51,7 +51,9 @@ public enum SQLScript {
                     index += 1
                 }
                 continue
-            case "$":
+            // A `$` inside an identifier (`a$b`) or after a positional parameter's digits opens no quote (section 4.1.1).
+            case "$" where index == 0 || !(characters[index - 1].isLetter || characters[index - 1].isNumber
+                                           || characters[index - 1] == "_" || characters[index - 1] == "$"):
                 var end = index + 1
                 while end < characters.count, characters[end].isLetter || characters[end].isNumber || characters[end] == "_" {
                     end += 1

@@ -12,7 +12,7 @@ extension RegistryClient {
     ///   see `authorize`). Credentials go only to the registry's origin, never to a redirect target
     ///   on another host (a blob store's presigned URL carries its own authorization).
     /// - Redirects (301, 302, 303, 307, 308) are followed up to `limits.maxRedirects`.
-    /// - 429, 502, 503, 504 and connection failures are retried up to `limits.maxRetries` times with
+    /// - 429, 502, 503, 504 and connections closed or timing out mid-exchange are retried up to `limits.maxRetries` times with
     ///   doubling backoff, honouring `Retry-After` (RFC 9110 §10.2.3), capped at `limits.maxBackoff`.
     /// - Throws: `RegistryError.unauthorized`, `.notFound`, `.http`, `.transport`.
     func get(_ startURL: String, endpoint: RegistryEndpoint, scope: String, accept: [String],
@@ -34,20 +34,20 @@ extension RegistryClient {
             let response: HTTPClientResponse
             do {
                 response = try await httpClient.execute(request, timeout: Self.timeAmount(timeout), logger: logger)
-            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .cancelled {
-                throw RegistryError.transport(url: url, message: String(describing: error))
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                guard attempt < limits.maxRetries else {
-                    throw RegistryError.transport(url: url, message: String(describing: error))
-                }
+            } catch let error as HTTPClientError
+                        where [.remoteConnectionClosed, .readTimeout, .writeTimeout].contains(error) && attempt < limits.maxRetries {
+                // The connection broke mid-exchange; a fresh one may succeed. Connect failures are not
+                // retried here: AsyncHTTPClient already retries them until its connect timeout.
                 let delay = backoff(attempt: attempt, retryAfter: nil)
-                logger.info("registry request failed, retrying",
+                logger.info("registry connection failed, retrying",
                             metadata: ["url": "\(url)", "error": "\(error)", "delay": "\(delay)"])
                 try await Task.sleep(for: delay)
                 attempt += 1
                 continue
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw RegistryError.transport(url: url, message: String(describing: error))
             }
 
             let status = Int(response.status.code)

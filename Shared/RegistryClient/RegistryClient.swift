@@ -111,20 +111,8 @@ public final class RegistryClient: Sendable {
             }
             chosenPlatform = entry.platform
         }
-        let what = "manifest \(repository)@\(chosen.digest)"
-        let manifest = try Self.decode(ImageManifest.self, from: chosen.bytes, what: what)
-        guard manifest.schemaVersion == 2 else {
-            throw RegistryError.malformed("\(what) has schemaVersion \(manifest.schemaVersion), expected 2")
-        }
-        guard manifest.layers.count <= limits.maxLayers else {
-            throw RegistryError.tooLarge(what: "\(what) (RegistryLimits.maxLayers)", actual: Int64(manifest.layers.count),
-                                         limit: Int64(limits.maxLayers), unit: "layers")
-        }
-        guard MediaType.isImageConfig(manifest.config.mediaType) else {
-            throw RegistryError.unsupportedMediaType(
-                "\(what) is an artifact, not a container image: config media type '\(manifest.config.mediaType.prefix(200))'"
-                    + (manifest.artifactType.map { ", artifactType '\($0.prefix(200))'" } ?? ""))
-        }
+        let manifest = try Self.imageManifest(from: chosen.bytes, what: "manifest \(repository)@\(chosen.digest)",
+                                              limits: limits)
         return ResolvedImage(repository: repository, requestedDigest: top.digest, requestedMediaType: top.mediaType,
                              manifestDigest: chosen.digest, manifestMediaType: chosen.mediaType, manifest: manifest,
                              platform: chosenPlatform)
@@ -224,6 +212,35 @@ public final class RegistryClient: Sendable {
         guard actual == descriptor.digest else {
             throw RegistryError.digestMismatch(expected: descriptor.digest, actual: actual)
         }
+    }
+
+    /// Parses an image manifest and checks it is a container image within `limits`.
+    ///
+    /// The config media type is checked before the full decode, so an artifact (Helm chart,
+    /// signature, SBOM …) is reported as such even when its descriptors would not parse as an image's.
+    /// - Throws: `.unsupportedMediaType` for an artifact; `.malformed` for invalid JSON or a
+    ///   schemaVersion other than 2; `.tooLarge` beyond `limits.maxLayers`.
+    static func imageManifest(from bytes: [UInt8], what: String, limits: RegistryLimits) throws -> ImageManifest {
+        struct Shape: Decodable {
+            struct Config: Decodable { var mediaType: String? }
+            var config: Config?
+            var artifactType: String?
+        }
+        let shape = try decode(Shape.self, from: bytes, what: what)
+        if let configType = shape.config?.mediaType, !MediaType.isImageConfig(configType) {
+            throw RegistryError.unsupportedMediaType(
+                "\(what) is an artifact, not a container image: config media type '\(configType.prefix(200))'"
+                    + (shape.artifactType.map { ", artifactType '\($0.prefix(200))'" } ?? ""))
+        }
+        let manifest = try decode(ImageManifest.self, from: bytes, what: what)
+        guard manifest.schemaVersion == 2 else {
+            throw RegistryError.malformed("\(what) has schemaVersion \(manifest.schemaVersion), expected 2")
+        }
+        guard manifest.layers.count <= limits.maxLayers else {
+            throw RegistryError.tooLarge(what: "\(what) (RegistryLimits.maxLayers)", actual: Int64(manifest.layers.count),
+                                         limit: Int64(limits.maxLayers), unit: "layers")
+        }
+        return manifest
     }
 
     /// `repository:<name>:pull`, the scope a pull needs (Token Authentication Specification, "Scope").

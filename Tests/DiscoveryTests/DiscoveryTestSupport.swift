@@ -34,14 +34,16 @@ struct DiscoveryHarness: Sendable {
     func createTenant(_ name: String = "acme") async throws -> String {
         let reply = try await TestHTTP.json(.POST, "\(base)/v1/tenants", ["name": name])
         try #require(reply.status == 201, "\(reply.text)")
-        return try #require(try reply.object()["id"] as? String)
+        let id = try reply.object()["id"]
+        return try #require(id as? String)
     }
 
     func createSubscription(tenantID: String, name: String = "production") async throws -> String {
         let reply = try await TestHTTP.json(.POST, "\(base)/v1/tenants/\(tenantID)/subscriptions",
                                             ["name": name, "cloudType": "commercial"])
         try #require(reply.status == 201, "\(reply.text)")
-        return try #require(try reply.object()["id"] as? String)
+        let id = try reply.object()["id"]
+        return try #require(id as? String)
     }
 
     func registriesURL(tenantID: String, subscriptionID: String) -> String {

@@ -25,6 +25,7 @@ struct EndToEndTests {
         let env: TestEnvironment
         let registry: TestRegistry
         let sink: WebhookSink
+        let credentials: RegistryCredentials?
         let tenantID: String
         let subscriptionID: String
         let registryID: String
@@ -37,9 +38,10 @@ struct EndToEndTests {
 
         /// Pushes a corpus image with skopeo and returns the digest the registry stored.
         func push(_ archive: String, repository: String, tag: String) async throws -> String {
-            try Skopeo.copy(ociArchive: try Corpus.file(archive), to: registry.host, repository: repository, tag: tag)
+            try Skopeo.copy(ociArchive: try Corpus.file(archive), to: registry.host, repository: repository, tag: tag,
+                            credentials: credentials.map { ($0.username, $0.password) })
             let client = RegistryClient(httpClient: .shared, logger: Logger(label: "e2e"))
-            let fetched = try await client.manifest(RegistryEndpoint(baseURL: registry.baseURL, credentials: nil),
+            let fetched = try await client.manifest(RegistryEndpoint(baseURL: registry.baseURL, credentials: credentials),
                                                     repository: repository, reference: tag)
             return fetched.digest.description
         }
@@ -63,11 +65,13 @@ struct EndToEndTests {
 
     /// Starts everything, registers a tenant, subscription (plan enabled), registry and webhook,
     /// imports the Alpine secdb from the corpus, then runs `body`.
-    static func withStack(_ body: @Sendable (Stack) async throws -> Void) async throws {
+    static func withStack(credentials: RegistryCredentials? = nil,
+                          _ body: @Sendable (Stack) async throws -> Void) async throws {
         let database = try await TestDatabase.create()
         do {
             let env = try TestEnvironment(database: database)
             let registry = try await TestRegistry.start(
+                basicAuth: credentials.map { ($0.username, $0.password) },
                 notifyURL: URL(string: env.url(.ingestion).absoluteString + "/v1/events/distribution")!)
             defer { registry.stop() }
             let sink = WebhookSink(secret: "e2e-webhook-secret-0123456789")
@@ -92,16 +96,19 @@ struct EndToEndTests {
                 let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
                                                    ["enabled": true])
                 try #require(plan.status == 200, "\(plan.text)")
+                var registration: [String: Any] = ["loginServer": registry.host, "insecure": true]
+                if let credentials {
+                    registration["credentials"] = ["username": credentials.username, "password": credentials.password]
+                }
                 let registered = try await TestHTTP.json(
-                    .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries",
-                    ["loginServer": registry.host, "insecure": true])
+                    .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries", registration)
                 try #require(registered.status == 201, "\(registered.text)")
                 let registryID = try #require((try registered.json() as? [String: Any])?["id"] as? String)
                 let hook = try await TestHTTP.json(
                     .POST, env.url(.notification).absoluteString + "/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/webhooks",
                     ["url": "http://127.0.0.1:\(sinkPort)/hook", "secret": sink.secret])
                 try #require(hook.status == 201, "\(hook.text)")
-                let stack = Stack(env: env, registry: registry, sink: sink, tenantID: tenantID,
+                let stack = Stack(env: env, registry: registry, sink: sink, credentials: credentials, tenantID: tenantID,
                                   subscriptionID: subscriptionID, registryID: registryID)
                 // The knowledge base, imported the way an operator (or `gantry feeds`) does.
                 let token = try await stack.token("scanner")
@@ -221,6 +228,28 @@ struct EndToEndTests {
             #expect(reason.contains("verification failed"), "\(reason)")
             #expect(reason.contains(layer.digest.description), "\(reason)")
             #expect(try await stack.usage()["billableImages"] as? Int == before)
+        }
+    }
+
+    @Test("a registry with basic auth: credentials from discovery (sealed at rest) let the scanner pull")
+    func basicAuthRegistry() async throws {
+        try await Self.withStack(credentials: RegistryCredentials(username: "gantry-e2e", password: "s3cret-\(UUID())")) { stack in
+            let digest = try await stack.push("images/alpine-3.7.3.oci.tar", repository: "private/alpine", tag: "3.7.3")
+            let assessment = try await eventually("the assessment of \(digest)", timeout: .seconds(60)) {
+                try await stack.assessment(digest)
+            }
+            #expect((assessment["status"] as? [String: Any])?["code"] as? String == "Unhealthy")
+            #expect(Self.findings(assessment).count == 2)
+            // The password is not stored in clear.
+            let password = stack.credentials?.password ?? ""
+            let sealed = try await stack.env.database.withClient { client in
+                var values: [String] = []
+                for try await value in try await client.query("SELECT credentials_sealed FROM discovery.registries")
+                    .decode(String.self) { values.append(value) }
+                return values
+            }
+            #expect(sealed.count == 1)
+            #expect(!sealed.contains { $0.contains(password) || $0.contains("gantry-e2e") })
         }
     }
 

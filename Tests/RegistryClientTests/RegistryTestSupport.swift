@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GantryTesting
 import Logging
+import NIOCore
 import RegistryClient
 
 /// Shared set-up for tests against a live `docker-registry`.
@@ -20,9 +21,11 @@ enum RegistryTestSupport {
     }()
 
     /// Runs `body` with a client whose HTTPClient does not follow redirects itself (as documented).
-    static func withClient<T>(limits: RegistryLimits = .init(), _ body: (RegistryClient) async throws -> T) async throws -> T {
+    static func withClient<T>(limits: RegistryLimits = .init(), connectTimeout: TimeAmount = .seconds(10),
+                              _ body: (RegistryClient) async throws -> T) async throws -> T {
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton,
-                                    configuration: .init(redirectConfiguration: .disallow))
+                                    configuration: .init(redirectConfiguration: .disallow,
+                                                         timeout: .init(connect: connectTimeout)))
         let client = RegistryClient(httpClient: httpClient, limits: limits, logger: logger)
         do {
             let result = try await body(client)

@@ -20,7 +20,12 @@ struct ScanWorker: Service {
 
     func run() async throws {
         await runtime.readiness.waitUntilReady()
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        // In-flight work is abandoned on shutdown: its rows stay due (or leased) and are taken again later.
+        try? await cancelWhenGracefulShutdown { try await self.loop() }
+    }
+
+    private func loop() async throws {
+        while !Task.isCancelled {
             do {
                 if let job = try await claim() {
                     await process(job)

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A real registry for tests: Debian's `docker-registry` (distribution 2.8, `docker-registry serve
 /// CONFIG`) on `127.0.0.1:<free port>`, storing blobs in a temporary directory.
@@ -42,6 +39,8 @@ package final class TestRegistry: @unchecked Sendable {
 
     /// `127.0.0.1:PORT`.
     package let host: String
+    /// The port the registry listens on.
+    package let port: Int
     /// `http://127.0.0.1:PORT`.
     package let baseURL: URL
     /// The filesystem driver's root; blobs are at `docker/registry/v2/blobs/sha256/<2 hex>/<hex>/data`.
@@ -54,7 +53,9 @@ package final class TestRegistry: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
 
-    private init(host: String, directory: URL, process: Process) {
+    private init(port: Int, directory: URL, process: Process) {
+        self.port = port
+        let host = "127.0.0.1:\(port)"
         self.host = host
         self.directory = directory
         self.process = process
@@ -142,7 +143,7 @@ package final class TestRegistry: @unchecked Sendable {
                                    registryOutput: "")
             }
             try? log.close()
-            let registry = TestRegistry(host: host, directory: directory, process: process)
+            let registry = TestRegistry(port: port, directory: directory, process: process)
             do {
                 try await registry.waitUntilReady(timeout: .seconds(20))
                 return registry
@@ -165,29 +166,19 @@ package final class TestRegistry: @unchecked Sendable {
     /// Polls `GET /v2/` every 100 ms.
     private func waitUntilReady(timeout: Duration) async throws {
         let deadline = ContinuousClock.now.advanced(by: timeout)
-        guard let url = URL(string: "\(baseURL.absoluteString)/v2/") else {
-            throw StartFailure(message: "bad registry URL \(baseURL)", registryOutput: "")
-        }
-        var lastError = "no answer"
+        var last = "no answer"
         while ContinuousClock.now < deadline {
             guard process.isRunning else {
                 throw StartFailure(message: "docker-registry exited with status \(process.terminationStatus) before answering on \(host)",
                                    registryOutput: output)
             }
-            var request = URLRequest(url: url)
-            request.timeoutInterval = 2
-            do {
-                let (_, response) = try await URLSession.shared.data(for: request)
-                if let status = (response as? HTTPURLResponse)?.statusCode {
-                    if status == 200 || status == 401 { return }
-                    lastError = "HTTP \(status)"
-                }
-            } catch {
-                lastError = String(describing: error)
+            if let status = HTTPProbe.status(port: port, path: "/v2/") {
+                if status == 200 || status == 401 { return }
+                last = "HTTP \(status)"
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw StartFailure(message: "docker-registry on \(host) did not answer GET /v2/ within \(timeout) (last: \(lastError))",
+        throw StartFailure(message: "docker-registry on \(host) did not answer GET /v2/ within \(timeout) (last: \(last))",
                            registryOutput: output)
     }
 

@@ -1,0 +1,169 @@
+import Discovery
+import Foundation
+import GantryRuntime
+import GantryTesting
+import Ingestion
+import NIOHTTP1
+import PostgresNIO
+import ServiceLifecycle
+import Testing
+
+/// Discovery and ingestion running in-process on one fresh database, with a tenant, a subscription
+/// and one registry registered through discovery's API. The scanner is not running: scan requests stay
+/// in `ingestion.outbox` while the relay retries in the background.
+struct IngestionHarness: Sendable {
+    let env: TestEnvironment
+    let database: TestDatabase
+    let tenantID: String
+    let subscriptionID: String
+    let registryID: String
+    let loginServer: String
+
+    var ingestion: String { env.url(.ingestion).absoluteString }
+    var discovery: String { env.url(.discovery).absoluteString }
+
+    /// - Parameters:
+    ///   - loginServer: the registry host to register.
+    ///   - planEnabled: whether the subscription's plan is enabled.
+    static func run(loginServer: String = "registrycluster.local", planEnabled: Bool = true,
+                    _ body: @Sendable (IngestionHarness) async throws -> Void) async throws {
+        let database = try await TestDatabase.create()
+        do {
+            let env = try TestEnvironment(database: database)
+            let services: [any Service] = [
+                try await buildDiscoveryApplication(configuration: env.configuration(.discovery)),
+                try await buildIngestionApplication(configuration: env.configuration(.ingestion)),
+            ]
+            try await withRunningServices(services, readyPorts: [env.ports[.discovery]!, env.ports[.ingestion]!]) {
+                let discovery = env.url(.discovery).absoluteString
+                let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": "ingestion-tests"])
+                try #require(tenant.status == 201, "\(tenant.text)")
+                let tenantIDValue = try tenant.object()["id"]
+                let tenantID = try #require(tenantIDValue as? String)
+                let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
+                                                           ["name": "main", "cloudType": "commercial"])
+                try #require(subscription.status == 201, "\(subscription.text)")
+                let subscriptionIDValue = try subscription.object()["id"]
+                let subscriptionID = try #require(subscriptionIDValue as? String)
+                let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
+                                                   ["enabled": planEnabled])
+                try #require(plan.status == 200, "\(plan.text)")
+                let registry = try await TestHTTP.json(
+                    .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries",
+                    ["loginServer": loginServer, "credentials": ["username": "robot", "password": "robot-password"]])
+                try #require(registry.status == 201, "\(registry.text)")
+                let registryIDValue = try registry.object()["id"]
+                let registryID = try #require(registryIDValue as? String)
+                try await body(IngestionHarness(env: env, database: database, tenantID: tenantID,
+                                                subscriptionID: subscriptionID, registryID: registryID,
+                                                loginServer: loginServer))
+            }
+        } catch {
+            await database.drop()
+            throw error
+        }
+        await database.drop()
+    }
+
+    static let notificationMediaType = "application/vnd.docker.distribution.events.v1+json"
+
+    /// `POST /v1/events/distribution` with raw bytes.
+    func post(_ body: Data, contentType: String = IngestionHarness.notificationMediaType) async throws -> TestHTTP.Reply {
+        try await TestHTTP.send(.POST, "\(ingestion)/v1/events/distribution", body: body, headers: ["Content-Type": contentType])
+    }
+
+    /// `POST /v1/events/distribution` with an envelope of `events`.
+    func post(events: [[String: Any]], contentType: String = IngestionHarness.notificationMediaType) async throws -> TestHTTP.Reply {
+        try await post(try JSONSerialization.data(withJSONObject: ["events": events]), contentType: contentType)
+    }
+
+    /// Posts and requires 202; returns the receipt's counts as `[received, recorded, duplicates, scansRequested]`.
+    func receipt(_ reply: TestHTTP.Reply, sourceLocation: SourceLocation = #_sourceLocation) throws -> [Int] {
+        try #require(reply.status == 202, "\(reply.text)", sourceLocation: sourceLocation)
+        let receipt = try reply.object()
+        #expect(receipt["registryId"] as? String == registryID, sourceLocation: sourceLocation)
+        return ["received", "recorded", "duplicates", "scansRequested"].map { receipt[$0] as? Int ?? -1 }
+    }
+
+    /// A manifest event as distribution sends it.
+    func event(id: String = UUID().uuidString, action: String = "push",
+               mediaType: String? = "application/vnd.docker.distribution.manifest.v2+json",
+               digest: String? = IngestionHarness.digest("ab"), repository: String = "team/app", tag: String? = "1.0",
+               host: String? = nil) -> [String: Any] {
+        var target: [String: Any] = ["repository": repository, "size": 528, "length": 528]
+        if let mediaType { target["mediaType"] = mediaType }
+        if let digest {
+            target["digest"] = digest
+            target["url"] = "https://\(host ?? loginServer)/v2/\(repository)/manifests/\(digest)"
+        }
+        if let tag { target["tag"] = tag }
+        return ["id": id, "timestamp": "2024-05-01T10:00:00Z", "action": action, "target": target,
+                "request": ["id": UUID().uuidString, "addr": "10.1.2.3:51000", "host": host ?? loginServer,
+                            "method": action == "push" ? "PUT" : "GET", "useragent": "docker/26.1"],
+                "actor": ["name": "ci"], "source": ["addr": "registry-0:5000", "instanceID": UUID().uuidString]]
+    }
+
+    static func digest(_ seed: String) -> String { "sha256:" + String(repeating: seed, count: 64 / seed.count) }
+
+    /// What was written: rows in `ingestion.events` and `ingestion.outbox`.
+    func written() async throws -> (events: Int, outbox: Int) {
+        try await database.withClient { client in
+            var events = -1, outbox = -1
+            for try await count in try await client.query("SELECT count(*)::int FROM ingestion.events").decode(Int.self) { events = count }
+            for try await count in try await client.query("SELECT count(*)::int FROM ingestion.outbox").decode(Int.self) { outbox = count }
+            return (events, outbox)
+        }
+    }
+
+    struct OutboxRow: Sendable {
+        var messageID: String
+        var destination: String
+        var path: String
+        var payload: String
+        var delivered: Bool
+    }
+
+    func outbox() async throws -> [OutboxRow] {
+        try await database.withClient { client in
+            var rows: [OutboxRow] = []
+            for try await (message, destination, path, payload, delivered) in try await client.query(
+                "SELECT message_id, destination, path, payload, delivered_at IS NOT NULL FROM ingestion.outbox ORDER BY id")
+                .decode((String, String, String, String, Bool).self) {
+                rows.append(OutboxRow(messageID: message, destination: destination, path: path, payload: payload, delivered: delivered))
+            }
+            return rows
+        }
+    }
+
+    /// `event_id action digest scan_requested` of every recorded event, by event ID.
+    func recordedEvents() async throws -> [String] {
+        try await database.withClient { client in
+            var rows: [String] = []
+            for try await (id, action, digest, scan, registry) in try await client.query(
+                "SELECT event_id, action, coalesce(digest, '-'), scan_requested, registry_id FROM ingestion.events ORDER BY event_id")
+                .decode((String, String, String, Bool, UUID).self) {
+                #expect(registry.uuidString.lowercased() == registryID)
+                rows.append("\(id) \(action) \(digest) \(scan)")
+            }
+            return rows
+        }
+    }
+}
+
+extension TestHTTP.Reply {
+    func object() throws -> [String: Any] {
+        try #require(try json() as? [String: Any], "not a JSON object: \(text)")
+    }
+}
+
+/// Checks an RFC 9457 problem response and returns its detail.
+@discardableResult
+func expectProblem(_ reply: TestHTTP.Reply, status: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    #expect(reply.status == status, "\(reply.text)", sourceLocation: sourceLocation)
+    #expect(reply.header("Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
+    let problem = try reply.object()
+    #expect(problem["status"] as? Int == status, sourceLocation: sourceLocation)
+    let detail = problem["detail"] as? String ?? ""
+    #expect(!detail.isEmpty, "problem without detail: \(reply.text)", sourceLocation: sourceLocation)
+    return detail
+}
