@@ -27,7 +27,7 @@ struct ServiceConnection: Sendable {
     /// Transport and the token middleware for a generated client of `service`.
     func clientParts(_ service: GantryServiceName) -> (URL, any ClientTransport, [any ClientMiddleware]) {
         (url(service), AsyncHTTPClientTransport(configuration: .init(client: .shared, timeout: .seconds(60))),
-         [CLITokenMiddleware(tokens: tokens, audience: service.rawValue)])
+         [PeerCallMiddleware(tokens: tokens, audience: service.rawValue)])
     }
 
     /// Waits until every service answers `/readyz` with 200.
@@ -50,20 +50,6 @@ struct ServiceConnection: Sendable {
             }
             try await Task.sleep(for: .milliseconds(250))
         }
-    }
-}
-
-/// Signs every call with a service token for the called service.
-struct CLITokenMiddleware: ClientMiddleware {
-    let tokens: ServiceTokens
-    let audience: String
-
-    func intercept(_ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
-                   next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?))
-        async throws -> (HTTPResponse, HTTPBody?) {
-        var request = request
-        request.headerFields[.authorization] = "Bearer \(try await tokens.token(for: audience))"
-        return try await next(request, body, baseURL)
     }
 }
 

@@ -74,22 +74,8 @@ public struct OutboxRelay: Service {
     }
 
     public func run() async throws {
-        await readiness.waitUntilReady()
-        // In-flight work is abandoned on shutdown: its rows stay due (or leased) and are taken again later.
-        try? await cancelWhenGracefulShutdown { try await self.loop() }
-    }
-
-    private func loop() async throws {
-        while !Task.isCancelled {
-            do {
-                let delivered = try await deliverDue()
-                if delivered == 0 { try await Task.sleep(for: pollInterval) }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.warning("outbox relay pass failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
+        await PollingLoop.run(name: "outbox relay", readiness: readiness, interval: pollInterval, logger: logger) {
+            try await deliverDue() > 0
         }
     }
 

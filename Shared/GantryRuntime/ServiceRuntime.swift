@@ -59,6 +59,7 @@ public final class ServiceRuntime: Sendable {
 
     /// Builds the HTTP application: common middleware, `/healthz`, `/readyz`, `/metrics`, `/openapi.yaml`,
     /// the service's routes, migration before the server listens, and `services` (workers) beside it.
+    /// Services stop in reverse order on graceful shutdown: list what others use (an HTTP client) first.
     ///
     /// - Parameter routes: registers the service's routes (usually the generated `registerHandlers`).
     public func makeApplication(
@@ -123,11 +124,17 @@ struct HealthStatus: ResponseEncodable {
 }
 
 /// Adds the service token, request ID and traceparent to every call a generated client makes.
-struct PeerCallMiddleware: ClientMiddleware {
+public struct PeerCallMiddleware: ClientMiddleware {
     let tokens: ServiceTokens
     let audience: String
 
-    func intercept(_ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+    /// - Parameter audience: the called service's name (the token's `aud`).
+    public init(tokens: ServiceTokens, audience: String) {
+        self.tokens = tokens
+        self.audience = audience
+    }
+
+    public func intercept(_ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
                    next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?))
         async throws -> (HTTPResponse, HTTPBody?) {
         var request = request

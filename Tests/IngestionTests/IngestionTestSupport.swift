@@ -105,13 +105,13 @@ struct IngestionHarness: Sendable {
 
     static func digest(_ seed: String) -> String { "sha256:" + String(repeating: seed, count: 64 / seed.count) }
 
-    /// What was written: rows in `ingestion.events` and `ingestion.outbox`.
-    func written() async throws -> (events: Int, outbox: Int) {
+    /// What was written: the row counts of `ingestion.events` and `ingestion.outbox`.
+    func written() async throws -> [Int] {
         try await database.withClient { client in
             var events = -1, outbox = -1
             for try await count in try await client.query("SELECT count(*)::int FROM ingestion.events").decode(Int.self) { events = count }
             for try await count in try await client.query("SELECT count(*)::int FROM ingestion.outbox").decode(Int.self) { outbox = count }
-            return (events, outbox)
+            return [events, outbox]
         }
     }
 

@@ -21,11 +21,11 @@ enum RegistryTestSupport {
     }()
 
     /// Runs `body` with a client whose HTTPClient does not follow redirects itself (as documented).
-    static func withClient<T>(limits: RegistryLimits = .init(), connectTimeout: TimeAmount = .seconds(10),
+    static func withClient<T>(limits: RegistryLimits = .init(), connectTimeoutSeconds: Int64 = 10,
                               _ body: (RegistryClient) async throws -> T) async throws -> T {
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton,
                                     configuration: .init(redirectConfiguration: .disallow,
-                                                         timeout: .init(connect: connectTimeout)))
+                                                         timeout: .init(connect: .seconds(connectTimeoutSeconds))))
         let client = RegistryClient(httpClient: httpClient, limits: limits, logger: logger)
         do {
             let result = try await body(client)

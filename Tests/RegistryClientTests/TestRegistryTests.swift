@@ -31,7 +31,7 @@ struct TestRegistryTests {
         registry.stop()
         let started = ContinuousClock.now
         try await RegistryTestSupport.withClient(limits: .init(maxRetries: 3, initialBackoff: .seconds(2)),
-                                                 connectTimeout: .seconds(1)) { client in
+                                                 connectTimeoutSeconds: 1) { client in
             let error = await #expect(throws: RegistryError.self) {
                 try await client.manifest(endpoint, repository: "alpine", reference: "latest")
             }

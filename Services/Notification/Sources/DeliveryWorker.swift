@@ -18,21 +18,9 @@ struct DeliveryWorker: Service {
     var timeout: TimeAmount = .seconds(10)
 
     func run() async throws {
-        await runtime.readiness.waitUntilReady()
-        // In-flight work is abandoned on shutdown: its rows stay due (or leased) and are taken again later.
-        try? await cancelWhenGracefulShutdown { try await self.loop() }
-    }
-
-    private func loop() async throws {
-        while !Task.isCancelled {
-            do {
-                if try await deliverDue() == 0 { try await Task.sleep(for: pollInterval) }
-            } catch is CancellationError {
-                return
-            } catch {
-                runtime.logger.warning("delivery pass failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
+        await PollingLoop.run(name: "webhook delivery", readiness: runtime.readiness, interval: pollInterval,
+                              logger: runtime.logger) {
+            try await deliverDue() > 0
         }
     }
 

@@ -19,7 +19,7 @@ public func buildNotificationApplication(configuration: GantryConfiguration,
     let worker = DeliveryWorker(runtime: runtime, httpClient: webhookClient)
     let api = NotificationAPIImpl(runtime: runtime)
     return try runtime.makeApplication(openAPIDocument: NotificationAPI.openAPIDocument,
-                                       services: [worker, HTTPClientService(client: webhookClient)],
+                                       services: [HTTPClientService(client: webhookClient), worker],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }

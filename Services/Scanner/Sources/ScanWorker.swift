@@ -19,25 +19,11 @@ struct ScanWorker: Service {
     var lease: Duration = .seconds(60)
 
     func run() async throws {
-        await runtime.readiness.waitUntilReady()
-        // In-flight work is abandoned on shutdown: its rows stay due (or leased) and are taken again later.
-        try? await cancelWhenGracefulShutdown { try await self.loop() }
-    }
-
-    private func loop() async throws {
-        while !Task.isCancelled {
-            do {
-                if let job = try await claim() {
-                    await process(job)
-                } else {
-                    try await Task.sleep(for: pollInterval)
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                runtime.logger.warning("scan worker pass failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
+        await PollingLoop.run(name: "scan worker", readiness: runtime.readiness, interval: pollInterval,
+                              logger: runtime.logger) {
+            guard let job = try await claim() else { return false }
+            await process(job)
+            return true
         }
     }
 

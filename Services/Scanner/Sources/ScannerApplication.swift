@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import GantryRuntime
 import Hummingbird
@@ -19,12 +20,16 @@ public func buildScannerApplication(configuration: GantryConfiguration,
     let deadline = try GantryConfiguration.integer("GANTRY_SCAN_DEADLINE_SECONDS", configuration.environment,
                                                    default: 2400, range: 10...86400)
     let knowledgeBase = PostgresKnowledgeBase(database: runtime.database, logger: runtime.logger)
-    let scanner = ImageScanner(registry: RegistryClient(httpClient: runtime.httpClient, logger: runtime.logger),
+    // The registry client follows redirects itself, so credentials never travel to a blob store's host.
+    let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
+                                  configuration: .init(redirectConfiguration: .disallow))
+    let scanner = ImageScanner(registry: RegistryClient(httpClient: registryHTTP, logger: runtime.logger),
                                knowledgeBase: knowledgeBase, layerReader: LayerReader(), logger: runtime.logger)
     let discovery = HTTPDiscoveryPeer(runtime: runtime)
     let api = ScannerAPIImpl(runtime: runtime, knowledgeBase: knowledgeBase, deadlineSeconds: deadline)
     let scanWorkers = (0..<workers).map { _ in ScanWorker(runtime: runtime, scanner: scanner, discovery: discovery) }
-    return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument, services: scanWorkers,
+    return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument,
+                                       services: [HTTPClientService(client: registryHTTP)] + scanWorkers,
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }
