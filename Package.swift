@@ -119,7 +119,8 @@ for service in services {
     targets.append(.testTarget(
         name: "\(service.name)Tests",
         dependencies: [Target.Dependency(stringLiteral: service.name), "GantryTesting", "GantryRuntime", hummingbird,
-                       hummingbirdTesting, postgresNIO, Target.Dependency(stringLiteral: service.api)],
+                       hummingbirdTesting, postgresNIO, Target.Dependency(stringLiteral: service.api),
+                       nioHTTP1, logging, serviceLifecycle, .product(name: "HTTPTypes", package: "swift-http-types")],
         swiftSettings: gantrySwiftSettings))
 }
 

@@ -94,6 +94,17 @@ public struct Migrator: Sendable {
     /// - Throws: `MigrationError` when an applied migration changed or is unknown; database errors as they come.
     @discardableResult
     public func migrate(client: PostgresClient, logger: Logger) async throws -> [Int] {
+        do {
+            return try await applyMissing(client: client, logger: logger)
+        } catch let error as PostgresTransactionError {
+            // postgres-nio wraps what the transaction body threw; a refusal must reach callers (and the
+            // operator, through ServiceMain) as the MigrationError it is.
+            if let refusal = error.closureError as? MigrationError { throw refusal }
+            throw error
+        }
+    }
+
+    private func applyMissing(client: PostgresClient, logger: Logger) async throws -> [Int] {
         let schema = self.schema
         let migrations = self.migrations
         return try await client.withTransaction(logger: logger) { connection in

@@ -80,44 +80,48 @@ public struct OutboxRelay: Service {
     }
 
     /// Delivers up to 16 due messages; returns how many were attempted.
+    ///
+    /// Rows are claimed in a short transaction by pushing `next_attempt_at` one minute ahead (a lease), then
+    /// posted outside any transaction; a relay that dies mid-way leaves them due again after the lease.
     @discardableResult
     public func deliverDue() async throws -> Int {
         let schema = self.schema
         let logger = self.logger
-        return try await database.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                SELECT id, destination, path, payload, request_id, traceparent, attempts
-                FROM \(unescaped: schema).outbox
-                WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= now()
-                ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED
-                """, logger: logger)
-            var due: [(Int64, String, String, String, String?, String?, Int)] = []
-            for try await row in rows.decode((Int64, String, String, String, String?, String?, Int).self) { due.append(row) }
-            for (id, destination, path, payload, requestID, traceparent, attempts) in due {
-                let outcome = await post(destination: destination, path: path, payload: payload,
-                                         requestID: requestID, traceparent: traceparent)
-                if let error = outcome {
-                    let attempt = attempts + 1
-                    let delay = Self.backoff(attempt: attempt)
-                    let dead = attempt >= maxAttempts
-                    logger.warning("outbox delivery failed", metadata: [
-                        "destination": "\(destination)", "path": "\(path)", "attempt": "\(attempt)", "error": "\(error)"])
-                    try await connection.query("""
-                        UPDATE \(unescaped: schema).outbox
-                        SET attempts = \(attempt), last_error = \(error),
-                            next_attempt_at = now() + make_interval(secs => \(delay)),
-                            dead_at = CASE WHEN \(dead) THEN now() ELSE NULL END
-                        WHERE id = \(id)
-                        """, logger: logger)
-                } else {
-                    try await connection.query("""
-                        UPDATE \(unescaped: schema).outbox SET attempts = attempts + 1, delivered_at = now(), last_error = NULL
-                        WHERE id = \(id)
-                        """, logger: logger)
-                }
+        let rows = try await database.query("""
+            UPDATE \(unescaped: schema).outbox SET next_attempt_at = now() + interval '60 seconds'
+            WHERE id IN (
+              SELECT id FROM \(unescaped: schema).outbox
+              WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= now()
+              ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED)
+            RETURNING id, destination, path, payload, request_id, traceparent, attempts
+            """, logger: logger)
+        var due: [(Int64, String, String, String, String?, String?, Int)] = []
+        for try await row in rows.decode((Int64, String, String, String, String?, String?, Int).self) { due.append(row) }
+        for (id, destination, path, payload, requestID, traceparent, attempts) in due.sorted(by: { $0.0 < $1.0 }) {
+            let outcome = await post(destination: destination, path: path, payload: payload,
+                                     requestID: requestID, traceparent: traceparent)
+            try Task.checkCancellation()
+            if let error = outcome {
+                let attempt = attempts + 1
+                let delay = Self.backoff(attempt: attempt)
+                let dead = attempt >= maxAttempts
+                logger.warning("outbox delivery failed", metadata: [
+                    "destination": "\(destination)", "path": "\(path)", "attempt": "\(attempt)", "error": "\(error)"])
+                try await database.query("""
+                    UPDATE \(unescaped: schema).outbox
+                    SET attempts = \(attempt), last_error = \(error),
+                        next_attempt_at = now() + make_interval(secs => \(delay)),
+                        dead_at = CASE WHEN \(dead) THEN now() ELSE NULL END
+                    WHERE id = \(id)
+                    """, logger: logger)
+            } else {
+                try await database.query("""
+                    UPDATE \(unescaped: schema).outbox SET attempts = attempts + 1, delivered_at = now(), last_error = NULL
+                    WHERE id = \(id)
+                    """, logger: logger)
             }
-            return due.count
         }
+        return due.count
     }
 
     /// Seconds to wait after the n-th failed attempt: 0.5 s doubling, capped at 300 s, with ±20 % jitter.
@@ -140,7 +144,7 @@ public struct OutboxRelay: Service {
             if let requestID { request.headers.add(name: "X-Request-ID", value: requestID) }
             if let traceparent { request.headers.add(name: "traceparent", value: traceparent) }
             request.body = .bytes(ByteBuffer(string: payload))
-            let response = try await httpClient.execute(request, timeout: .seconds(30))
+            let response = try await httpClient.execute(request, timeout: .seconds(15))
             let body = try await response.body.collect(upTo: 64 * 1024)
             if (200..<300).contains(Int(response.status.code)) { return nil }
             return "HTTP \(response.status.code): \(String(buffer: body).prefix(500))"

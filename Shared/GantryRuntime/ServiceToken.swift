@@ -65,7 +65,9 @@ public struct ServiceAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/internal/") else { return try await next(request, context) }
+        // Judge the path as the router matches it: it ignores empty segments, so `//internal/x` is `/internal/x`.
+        let firstSegment = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).first
+        guard firstSegment?.lowercased() == "internal" else { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw ProblemError(.unauthorized, "internal routes require a service token (Authorization: Bearer …)")
         }

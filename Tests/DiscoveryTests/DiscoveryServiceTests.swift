@@ -40,7 +40,8 @@ struct DiscoveryServiceTests {
             let unknownTenant = UUID().uuidString.lowercased()
             let orphan = try await TestHTTP.json(.POST, "\(h.base)/v1/tenants/\(unknownTenant)/subscriptions",
                                                  ["name": "orphan", "cloudType": "commercial"])
-            #expect(try expectProblem(orphan, status: 404).contains(unknownTenant))
+            // NOTE: problem details spell UUIDs in upper case, unlike the bodies.
+            #expect(try expectProblem(orphan, status: 404).lowercased().contains(unknownTenant))
 
             let notUUID = try await TestHTTP.json(.POST, "\(h.base)/v1/tenants/not-a-uuid/subscriptions",
                                                   ["name": "x", "cloudType": "commercial"])
@@ -65,11 +66,13 @@ struct DiscoveryServiceTests {
             let enabled = try enabledReply.object()
             #expect(enabled["planEnabled"] as? Bool == true)
             let enabledAt = try #require(timestamp(enabled["planChangedAt"]))
+            let enabledAtStored = try await h.planChangedMicroseconds()
 
             // Same state again: no change, so the timestamp stays.
             let again = try await TestHTTP.json(.PUT, planURL, ["enabled": true])
             #expect(again.status == 200)
             #expect(timestamp(try again.object()["planChangedAt"]) == enabledAt)
+            #expect(try await h.planChangedMicroseconds() == enabledAtStored)
 
             try await Task.sleep(for: .milliseconds(20))
             let disabledReply = try await TestHTTP.json(.PUT, planURL, ["enabled": false])
@@ -77,7 +80,10 @@ struct DiscoveryServiceTests {
             let disabled = try disabledReply.object()
             #expect(disabled["planEnabled"] as? Bool == false)
             let disabledAt = try #require(timestamp(disabled["planChangedAt"]))
-            #expect(disabledAt > enabledAt)
+            // The API's date-time has whole seconds; the stored timestamp shows the change to the microsecond.
+            #expect(disabledAt >= enabledAt)
+            #expect(try await h.planChangedMicroseconds() > enabledAtStored)
+            #expect(abs(disabledAt.timeIntervalSince1970 - Double(try await h.planChangedMicroseconds()) / 1e6) < 1)
 
             #expect(try await h.strings("SELECT plan_enabled::text FROM discovery.subscriptions") == ["false"])
             #expect(try await h.strings("""

@@ -66,6 +66,12 @@ struct DiscoveryHarness: Sendable {
         }
     }
 
+    /// `plan_changed_at` of the (only) subscription, in microseconds since 1970.
+    func planChangedMicroseconds() async throws -> Int64 {
+        let values = try await strings("SELECT (extract(epoch FROM plan_changed_at) * 1000000)::bigint::text FROM discovery.subscriptions")
+        return try #require(values.count == 1 ? Int64(values[0]) : nil, "\(values)")
+    }
+
     func count(_ table: String) async throws -> Int {
         try await database.withClient { client in
             for try await count in try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(table)"))

@@ -51,8 +51,10 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
                 """, logger: logger)
             // Alert only on a change to Unhealthy: an unchanged rescan alerts nobody.
             if status.code == .unhealthy && previousStatus != "Unhealthy" {
+                // One alert per change, so keyed by the scan that found it (a later Healthy → Unhealthy change
+                // is a new alert); at most 194 characters, within notification's 200 for any repository name.
                 let alert = NotificationAPI.Components.Schemas.Alert(
-                    messageId: "alert:image-unhealthy:\(subscriptionID.uuidString.lowercased()):\(registryID.uuidString.lowercased()):\(repository)@\(digest)",
+                    messageId: "alert:image-unhealthy:\(scanID.uuidString.lowercased()):\(digest)",
                     tenantId: tenantID.uuidString.lowercased(), subscriptionId: subscriptionID.uuidString.lowercased(),
                     kind: .imageUnhealthy, imageDigest: digest.description, repositoryName: repository,
                     registryHost: report.registryHost, summary: status.description ?? "image is unhealthy",

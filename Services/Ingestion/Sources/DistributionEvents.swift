@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GantryModel
 import IngestionAPI
@@ -30,6 +31,16 @@ enum DistributionEvents {
             }
         }
         return hosts.count == 1 ? hosts.first : nil
+    }
+
+    /// The outbox message ID of the scan request for one event: deterministic, so a redelivered event cannot
+    /// queue a second scan, and scoped to the registry, whose event IDs need not be unique beyond it.
+    /// `scan-request:<registry>:<event>`, or with `sha256:<hex of the event ID>` for the event when that would
+    /// exceed the 200 characters scanner.yaml allows a message ID.
+    static func scanRequestMessageID(registryID: UUID, eventID: String) -> String {
+        let prefix = "scan-request:\(registryID.uuidString.lowercased()):"
+        if prefix.count + eventID.count <= 200 { return prefix + eventID }
+        return prefix + "sha256:" + SHA256.hash(data: Data(eventID.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     static func isManifest(_ event: Components.Schemas.Event) -> Bool {

@@ -16,6 +16,7 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         let envelope: Components.Schemas.Envelope
         switch input.body {
         case .applicationVnd_docker_distribution_events_v1Json(let body): envelope = body
+        case .applicationVnd_docker_distribution_events_v2Json(let body): envelope = body
         case .json(let body): envelope = body
         }
         guard envelope.events.count <= 1000 else { throw ProblemError.badRequest("an envelope holds at most 1000 events") }
@@ -53,7 +54,7 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
                     INSERT INTO ingestion.events (event_id, registry_id, tenant_id, action, media_type, repository, digest, tag, scan_requested)
                     VALUES (\(event.id), \(registry.registryID), \(registry.tenantID), \(event.action), \(event.target.mediaType),
                             \(event.target.repository ?? ""), \(digest?.description), \(event.target.tag), \(wantsScan))
-                    ON CONFLICT (event_id) DO NOTHING RETURNING event_id
+                    ON CONFLICT (registry_id, event_id) DO NOTHING RETURNING event_id
                     """, logger: logger)
                 var inserted = false
                 for try await _ in rows { inserted = true }
@@ -61,7 +62,8 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
                 recorded += 1
                 if wantsScan, let digest {
                     let request = ScannerAPI.Components.Schemas.ScanRequest(
-                        messageId: "scan-request:\(event.id)", tenantId: registry.tenantID.uuidString.lowercased(),
+                        messageId: DistributionEvents.scanRequestMessageID(registryID: registry.registryID, eventID: event.id),
+                        tenantId: registry.tenantID.uuidString.lowercased(),
                         subscriptionId: registry.subscriptionID.uuidString.lowercased(),
                         registryId: registry.registryID.uuidString.lowercased(),
                         repository: event.target.repository ?? "", digest: digest.description, tag: event.target.tag,

@@ -82,6 +82,12 @@ package struct Client: APIProtocol {
                         headerFields: &request.headerFields,
                         contentType: "application/vnd.docker.distribution.events.v1+json; charset=utf-8"
                     )
+                case let .applicationVnd_docker_distribution_events_v2Json(value):
+                    body = try converter.setRequiredRequestBodyAsJSON(
+                        value,
+                        headerFields: &request.headerFields,
+                        contentType: "application/vnd.docker.distribution.events.v2+json; charset=utf-8"
+                    )
                 case let .json(value):
                     body = try converter.setRequiredRequestBodyAsJSON(
                         value,

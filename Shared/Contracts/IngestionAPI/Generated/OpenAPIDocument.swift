@@ -26,6 +26,8 @@ paths:
         content:
           application/vnd.docker.distribution.events.v1+json:
             schema: { $ref: '#/components/schemas/Envelope' }
+          application/vnd.docker.distribution.events.v2+json:
+            schema: { $ref: '#/components/schemas/Envelope' }
           application/json:
             schema: { $ref: '#/components/schemas/Envelope' }
       responses:

@@ -92,6 +92,7 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                     received: contentType,
                     options: [
                         "application/vnd.docker.distribution.events.v1+json",
+                        "application/vnd.docker.distribution.events.v2+json",
                         "application/json"
                     ]
                 )
@@ -102,6 +103,14 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                         from: requestBody,
                         transforming: { value in
                             .applicationVnd_docker_distribution_events_v1Json(value)
+                        }
+                    )
+                case "application/vnd.docker.distribution.events.v2+json":
+                    body = try await converter.getRequiredRequestBodyAsJSON(
+                        Components.Schemas.Envelope.self,
+                        from: requestBody,
+                        transforming: { value in
+                            .applicationVnd_docker_distribution_events_v2Json(value)
                         }
                     )
                 case "application/json":

@@ -45,6 +45,8 @@ package enum Operations {
             @frozen package enum Body: Sendable, Hashable {
                 /// - Remark: Generated from `#/paths/v1/events/distribution/POST/requestBody/content/application\/vnd.docker.distribution.events.v1+json`.
                 case applicationVnd_docker_distribution_events_v1Json(Components.Schemas.Envelope)
+                /// - Remark: Generated from `#/paths/v1/events/distribution/POST/requestBody/content/application\/vnd.docker.distribution.events.v2+json`.
+                case applicationVnd_docker_distribution_events_v2Json(Components.Schemas.Envelope)
                 /// - Remark: Generated from `#/paths/v1/events/distribution/POST/requestBody/content/application\/json`.
                 case json(Components.Schemas.Envelope)
             }
