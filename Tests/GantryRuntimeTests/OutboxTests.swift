@@ -172,6 +172,26 @@ actor Receiver {
         }
     }
 
+    @Test func replicasRelayEachMessageOnce() async throws {
+        try await Self.withRelay { client, relay, receiver in
+            for id in 0..<24 {
+                try await Self.enqueue(Alert(id: id, text: "replica"), messageID: "r-\(id)", client: client)
+            }
+            // Three replicas pass over the same outbox at once; SKIP LOCKED must keep them apart.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<3 {
+                    group.addTask {
+                        while try await relay.deliverDue() > 0 {}
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let ids = try await receiver.received.map { try JSONDecoder().decode(Alert.self, from: Data($0.body.utf8)).id }
+            #expect(ids.sorted() == Array(0..<24))
+            #expect(try await Self.rows(client).allSatisfy { $0.delivered && $0.attempts == 1 })
+        }
+    }
+
     @Test func deadLettersAfterMaxAttempts() async throws {
         try await Self.withRelay(answers: Array(repeating: .badGateway, count: 10)) { client, relay, receiver in
             var relay = relay

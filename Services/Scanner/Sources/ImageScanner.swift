@@ -63,13 +63,23 @@ struct ImageScanner: Sendable {
             }
             var filesystem = MergedFilesystem()
             var notes: [String] = []
+            // Each layer is streamed to a private scratch file while its digest is verified, then read
+            // through libarchive from a read-only memory map: memory stays bounded by what the catalogers
+            // keep, whatever the layer's size, and nothing from the image is ever unpacked or executed.
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-scan-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o700])
+            defer { try? FileManager.default.removeItem(at: scratch) }
             for layer in image.manifest.layers {
                 if layer.mediaType.contains("foreign") || layer.mediaType.contains("nondistributable") {
                     notes.append("layer \(layer.digest) (\(layer.mediaType)) is non-distributable and was not analysed")
                     continue
                 }
-                let blob = try await registry.blob(endpoint, repository: repository, descriptor: layer)
+                let file = scratch.appendingPathComponent(layer.digest.encoded)
+                try await registry.downloadBlob(endpoint, repository: repository, descriptor: layer, to: file)
+                let blob = try Data(contentsOf: file, options: .alwaysMapped)
                 filesystem.apply(try layerReader.read(blob))
+                try? FileManager.default.removeItem(at: file)
             }
             var inventory = Cataloger.inventory(of: filesystem)
             inventory.notes = filesystem.notes + notes + inventory.notes
