@@ -37,6 +37,10 @@ actor WebhookReceiver {
     nonisolated func application(port: Int) -> some ApplicationProtocol {
         let router = Router()
         router.get("/readyz") { _, _ in HTTPResponse.Status.ok }
+        // Bounces the delivery elsewhere; the worker must not follow (the target was never checked).
+        router.post("/redirect") { _, _ -> Response in
+            Response(status: .temporaryRedirect, headers: [.location: "/hook"])
+        }
         router.post("/hook") { request, _ -> HTTPResponse.Status in
             let body = Data(try await request.body.collect(upTo: 1 << 20).readableBytesView)
             return await self.record(body, request.headers)
@@ -122,7 +126,8 @@ actor WebhookReceiver {
             #expect(webhook["secret"] == nil)
 
             for url in ["http://10.0.0.5/hook", "http://192.168.1.1:8080/hook", "http://169.254.169.254/latest",
-                        "https://[fd00::1]/hook", "ftp://hooks.example.com/x", "not a url", "/relative/hook"] {
+                        "https://[fd00::1]/hook", "http://167772161/hook", "http://10.1:8080/hook",
+                        "http://[::ffff:10.0.0.1]/hook", "ftp://hooks.example.com/x", "not a url", "/relative/hook"] {
                 let refused = try await h.createWebhook(url: url)
                 #expect(refused.status == 400, "\(url): \(refused.text)")
                 #expect(refused.header("Content-Type") == "application/problem+json", "\(url)")
@@ -218,6 +223,19 @@ actor WebhookReceiver {
             #expect(answered.filter { $0 == 200 }.count == 1)
             #expect(answered.allSatisfy { $0 == 500 || $0 == 200 })
             #expect(answered.last == 200)
+        }
+    }
+
+    @Test func redirectsAreNotFollowed() async throws {
+        try await Self.withService { h in
+            #expect(try await h.createWebhook(url: "http://127.0.0.1:\(h.receiverPort)/redirect").status == 201)
+            #expect(try await h.raise(h.alert()).status == 202)
+            let failed = try await eventually("a failed attempt is logged") {
+                try await h.deliveries().first { ($0["attempts"] as? Int ?? 0) >= 1 }
+            }
+            #expect(failed["status"] as? String == "pending")
+            #expect(failed["lastStatusCode"] as? Int == 307)
+            #expect(await h.receiver.received.isEmpty)
         }
     }
 
