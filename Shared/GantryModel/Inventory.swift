@@ -30,9 +30,17 @@ public struct InstalledPackage: Hashable, Sendable, Codable {
     public var purl: String
     /// The file in the image the package was read from, without a leading slash.
     public var location: String
+    /// The source package's version where it differs from the binary's (dpkg `Source: name (version)`,
+    /// the source RPM's version); nil when the same or unknown.
+    public var sourceVersion: String?
+    /// Licenses as declared by the package metadata (SPDX expressions where the ecosystem uses them).
+    public var licenses: [String]?
+    /// Ecosystem-specific facts matching needs (rpm `epoch`, `modularitylabel`, Go `goVersion`, Maven `groupId` …).
+    public var metadata: [String: String]?
 
     public init(ecosystem: String, name: String, version: String, sourceName: String?, architecture: String?,
-                purl: String, location: String) {
+                purl: String, location: String, sourceVersion: String? = nil, licenses: [String]? = nil,
+                metadata: [String: String]? = nil) {
         self.ecosystem = ecosystem
         self.name = name
         self.version = version
@@ -40,6 +48,9 @@ public struct InstalledPackage: Hashable, Sendable, Codable {
         self.architecture = architecture
         self.purl = purl
         self.location = location
+        self.sourceVersion = sourceVersion
+        self.licenses = licenses
+        self.metadata = metadata
     }
 }
 

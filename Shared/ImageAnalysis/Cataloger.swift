@@ -26,38 +26,40 @@ public enum Cataloger {
     /// Distroless images keep one dpkg stanza file per package here.
     public static let dpkgStatusDirectory = "var/lib/dpkg/status.d"
 
-    /// What `LayerReader` must keep for `inventory(of:)`.
-    public static let filesOfInterest = FilesOfInterest(
-        contentPaths: [osReleasePath, osReleaseFallbackPath, alpineReleasePath, apkDatabasePath],
-        markerPaths: Set(otherPackageDatabases + [dpkgStatusDirectory]))
+    /// The package catalogers, each a `PackageCataloger`; a new ecosystem is one more entry here.
+    public static let catalogers: [any PackageCataloger] = [APKCataloger()]
 
-    /// The inventory of `filesystem`.
+    /// What `LayerReader` must keep for `inventory(of:)`: the OS files and every cataloger's interest.
+    public static let filesOfInterest: FilesOfInterest = catalogers.reduce(
+        FilesOfInterest(contentPaths: [osReleasePath, osReleaseFallbackPath, alpineReleasePath],
+                        markerPaths: Set(otherPackageDatabases + [dpkgStatusDirectory]))
+    ) { $0.union($1.interest) }
+
+    /// The inventory of `filesystem`: its OS and the packages every cataloger finds.
     public static func inventory(of filesystem: MergedFilesystem) -> ImageInventory {
         var notes = filesystem.notes
         let operatingSystem = detectOperatingSystem(filesystem, notes: &notes)
-        guard let database = filesystem.file(apkDatabasePath) else {
+        var packages: [InstalledPackage] = []
+        var databases: [String] = []
+        for cataloger in catalogers {
+            let found = cataloger.packages(in: filesystem, operatingSystem: operatingSystem, notes: &notes)
+            packages += found.packages
+            databases += found.databases
+        }
+        if databases.isEmpty {
             let others = otherPackageDatabases.filter(filesystem.fileExists)
+                + (filesystem.fileExists(dpkgStatusDirectory) || !filesystem.files(under: dpkgStatusDirectory).isEmpty
+                    ? [dpkgStatusDirectory] : [])
             if !others.isEmpty {
-                notes.append("package database \(others.joined(separator: ", ")) found, but Gantry catalogues only apk so far")
-                return ImageInventory(operatingSystem: operatingSystem, packages: [],
+                notes.append("package database \(others.joined(separator: ", ")) found, but Gantry does not catalogue it yet")
+                return ImageInventory(operatingSystem: operatingSystem, packages: packages,
                                       notApplicable: .unsupportedOperatingSystem, notes: notes)
             }
-            notes.append("no package database found (looked for /\(apkDatabasePath), /var/lib/dpkg/status and rpm databases)")
-            return ImageInventory(operatingSystem: operatingSystem, packages: [], notApplicable: .noPackageDatabase,
-                                  notes: notes)
-        }
-        let (records, parseNotes) = APKDatabase.parse(database)
-        notes += parseNotes
-        let distro = operatingSystem?.id ?? "alpine"
-        let packages = records.map { record in
-            InstalledPackage(
-                ecosystem: "apk", name: record.name, version: record.version, sourceName: record.origin,
-                architecture: record.architecture,
-                purl: PackageURL.make(
-                    type: "apk", namespace: distro, name: record.name, version: record.version,
-                    qualifiers: ["arch": record.architecture ?? "",
-                                 "distro": operatingSystem?.versionID.map { "\(distro)-\($0)" } ?? ""]),
-                location: apkDatabasePath)
+            if packages.isEmpty {
+                notes.append("no package database found (looked for /\(apkDatabasePath), /var/lib/dpkg/status and rpm databases)")
+                return ImageInventory(operatingSystem: operatingSystem, packages: [], notApplicable: .noPackageDatabase,
+                                      notes: notes)
+            }
         }
         return ImageInventory(operatingSystem: operatingSystem, packages: packages, notes: notes)
     }

@@ -11,14 +11,20 @@ public struct FilesOfInterest: Sendable, Hashable {
     /// Files whose presence alone matters; their contents are never read (for example an rpm
     /// database, which may be far larger than the content limit).
     public var markerPaths: Set<String>
+    /// Files kept wherever they are, by the end of their path (language metadata such as
+    /// `.dist-info/METADATA` or `/package.json`); matched on whole path components when the suffix
+    /// starts with `/`, else on the name's end.
+    public var contentSuffixes: Set<String>
 
     /// Every proper ancestor directory of the paths above, precomputed.
     let ancestors: Set<String>
 
-    public init(contentPaths: Set<String>, contentDirectories: Set<String> = [], markerPaths: Set<String> = []) {
+    public init(contentPaths: Set<String>, contentDirectories: Set<String> = [], markerPaths: Set<String> = [],
+                contentSuffixes: Set<String> = []) {
         self.contentPaths = contentPaths
         self.contentDirectories = contentDirectories
         self.markerPaths = markerPaths
+        self.contentSuffixes = contentSuffixes
         var ancestors: Set<String> = []
         for path in contentPaths.union(contentDirectories).union(markerPaths) {
             var components = path.split(separator: "/")
@@ -33,6 +39,15 @@ public struct FilesOfInterest: Sendable, Hashable {
     /// True when the contents of `path` should be read.
     func wantsContent(_ path: String) -> Bool {
         contentPaths.contains(path) || contentDirectories.contains { path.hasPrefix($0 + "/") }
+            || contentSuffixes.contains { path.hasSuffix($0) }
+    }
+
+    /// Everything either set keeps.
+    public func union(_ other: FilesOfInterest) -> FilesOfInterest {
+        FilesOfInterest(contentPaths: contentPaths.union(other.contentPaths),
+                        contentDirectories: contentDirectories.union(other.contentDirectories),
+                        markerPaths: markerPaths.union(other.markerPaths),
+                        contentSuffixes: contentSuffixes.union(other.contentSuffixes))
     }
 
     /// True when an entry at `path` must be recorded in `LayerContents` at all.

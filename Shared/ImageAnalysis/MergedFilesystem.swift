@@ -72,6 +72,14 @@ public struct MergedFilesystem: Sendable, Hashable {
         }.sorted { $0.path < $1.path }
     }
 
+    /// Every file kept whose path ends with `suffix`, sorted by path (language metadata wherever it lies).
+    public func files(withSuffix suffix: String) -> [(path: String, contents: [UInt8])] {
+        nodes.compactMap { path, kind in
+            guard path.hasSuffix(suffix), case .file(let bytes) = kind else { return nil }
+            return (path, bytes)
+        }.sorted { $0.path < $1.path }
+    }
+
     private mutating func replace(_ path: String, with kind: LayerContents.Kind?) {
         nodes[path] = kind
         removeDescendants(of: path)
