@@ -46,6 +46,7 @@ var targets: [Target] = [
     .target(name: "GantryModel", path: "Shared/GantryModel", swiftSettings: gantrySwiftSettings),
     .systemLibrary(name: "CArchive", path: "Shared/CArchive", pkgConfig: "libarchive",
                    providers: [.apt(["libarchive-dev"])]),
+    .systemLibrary(name: "CRPM", path: "Shared/CRPM", pkgConfig: "rpm", providers: [.apt(["librpm-dev"])]),
     .target(
         name: "GantryRuntime",
         dependencies: [
@@ -58,7 +59,7 @@ var targets: [Target] = [
         path: "Shared/GantryRuntime", swiftSettings: gantrySwiftSettings),
     .target(name: "RegistryClient", dependencies: ["GantryModel", asyncHTTPClient, crypto, logging],
             path: "Shared/RegistryClient", swiftSettings: gantrySwiftSettings),
-    .target(name: "ImageAnalysis", dependencies: ["GantryModel", "CArchive", crypto],
+    .target(name: "ImageAnalysis", dependencies: ["GantryModel", "CArchive", "CRPM", crypto],
             path: "Shared/ImageAnalysis", swiftSettings: gantrySwiftSettings),
     .target(name: "VulnerabilityDB", dependencies: ["GantryModel", .product(name: "Yams", package: "Yams")],
             path: "Shared/VulnerabilityDB", swiftSettings: gantrySwiftSettings),

@@ -8,7 +8,7 @@ GANTRY_SCRIPT=deps
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PACKAGES=(
-    libpq-dev libcurl4-openssl-dev libssl-dev libarchive-dev libsqlite3-dev pkg-config
+    libpq-dev libcurl4-openssl-dev libssl-dev libarchive-dev librpm-dev rpm libsqlite3-dev pkg-config
     postgresql docker-registry skopeo docker-compose apache2-utils curl ca-certificates python3
 )
 
@@ -38,6 +38,13 @@ if ((${#missing[@]} > 0)); then
     if [[ " ${missing[*]} " == *" docker-registry "* && -x /etc/init.d/docker-registry ]]; then
         "${SUDO[@]}" /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
     fi
+fi
+
+# Test oracles from PyPI: the CycloneDX and SPDX validators that check Gantry's SBOMs.
+if ! python3 -c 'import cyclonedx.validation.json, jsonschema, spdx_tools' >/dev/null 2>&1; then
+    log "installing the SBOM validators used by the tests (PyPI: cyclonedx-python-lib, spdx-tools)"
+    python3 -m pip install --quiet --disable-pip-version-check "cyclonedx-python-lib[json-validation]" spdx-tools \
+        || die "pip install of cyclonedx-python-lib and spdx-tools failed"
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -6,11 +6,19 @@ public struct OperatingSystem: Hashable, Sendable, Codable {
     public var versionID: String?
     /// `PRETTY_NAME`, for display.
     public var prettyName: String?
+    /// True when the release is past its vendor's end of life (no more security updates) on the day of
+    /// the analysis, false when it is still supported; nil when the release or its date is unknown.
+    public var endOfLife: Bool?
+    /// The release's end-of-life date, `YYYY-MM-DD`; nil when unknown.
+    public var endOfLifeDate: String?
 
-    public init(id: String, versionID: String?, prettyName: String?) {
+    public init(id: String, versionID: String?, prettyName: String?, endOfLife: Bool? = nil,
+                endOfLifeDate: String? = nil) {
         self.id = id
         self.versionID = versionID
         self.prettyName = prettyName
+        self.endOfLife = endOfLife
+        self.endOfLifeDate = endOfLifeDate
     }
 }
 

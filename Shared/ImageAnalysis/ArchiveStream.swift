@@ -16,6 +16,18 @@ final class ArchiveStream {
         var size: Int64
         var hardlinkTarget: String?
         var symlinkTarget: String?
+        /// The permission bits (`archive_entry_perm`: rwx for owner, group, other, plus set-id and sticky).
+        var permissions: UInt32 = 0
+    }
+
+    /// The container formats a stream accepts.
+    enum Format {
+        /// Tar in any dialect, behind any compression filter (layers).
+        case tar
+        /// Zip, read seekably through the central directory (jar, war, ear), no filters.
+        case zip
+        /// A single gzip member, no container (`archive_read_support_format_raw`).
+        case gzipRaw
     }
 
     // archive_entry.h defines these as casts, which Swift does not import; values are POSIX S_IF*.
@@ -28,15 +40,24 @@ final class ArchiveStream {
 
     /// Opens `buffer` for reading.
     /// - Throws: `LayerReadError.notATar` for an empty buffer, `.libarchive` if set-up fails.
-    init(_ buffer: UnsafeRawBufferPointer) throws(LayerReadError) {
+    init(_ buffer: UnsafeRawBufferPointer, format: Format = .tar) throws(LayerReadError) {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { throw .notATar("the blob is empty") }
         guard let archive = archive_read_new() else { throw .libarchive("archive_read_new returned NULL") }
         self.archive = archive
-        // The media type is only a hint: let libarchive sniff the compression (OCI image spec,
-        // "Image Layer Filesystem Changeset", "Distributable Format").
-        guard archive_read_support_filter_all(archive) >= ARCHIVE_WARN,
-              archive_read_support_format_tar(archive) == ARCHIVE_OK
-        else { throw .libarchive(errorString) }
+        let supported: Bool
+        switch format {
+        case .tar:
+            // The media type is only a hint: let libarchive sniff the compression (OCI image spec,
+            // "Image Layer Filesystem Changeset", "Distributable Format").
+            supported = archive_read_support_filter_all(archive) >= ARCHIVE_WARN
+                && archive_read_support_format_tar(archive) == ARCHIVE_OK
+        case .zip:
+            supported = archive_read_support_format_zip(archive) == ARCHIVE_OK
+        case .gzipRaw:
+            supported = archive_read_support_filter_gzip(archive) >= ARCHIVE_WARN
+                && archive_read_support_format_raw(archive) == ARCHIVE_OK
+        }
+        guard supported else { throw .libarchive(errorString) }
         guard archive_read_open_memory(archive, base, buffer.count) == ARCHIVE_OK else {
             throw .notATar(errorString)
         }
@@ -74,12 +95,23 @@ final class ArchiveStream {
             hardlinkTarget: (archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry))
                 .map { String(cString: $0) },
             symlinkTarget: (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry))
-                .map { String(cString: $0) })
+                .map { String(cString: $0) },
+            permissions: UInt32(archive_entry_perm(entry)))
     }
 
     /// Reads the current entry's data, refusing to hold more than `limit` bytes.
     /// - Throws: `.fileTooLarge` past `limit`, `.corrupt` when the data cannot be read.
     func readData(path: String, declaredSize: Int64, limit: Int) throws(LayerReadError) -> [UInt8] {
+        // `accept` always answers true, so the result is never nil.
+        try readData(path: path, declaredSize: declaredSize, limit: limit, prefixLength: 0) { _ in true } ?? []
+    }
+
+    /// Reads the current entry's data like `readData(path:declaredSize:limit:)`, but first shows its
+    /// leading `prefixLength` bytes (fewer if the entry is shorter) to `accept` and returns nil without
+    /// reading further when it refuses them; libarchive skips the rest at the next header.
+    func readData(path: String, declaredSize: Int64, limit: Int, prefixLength: Int,
+                  accept: (ArraySlice<UInt8>) -> Bool) throws(LayerReadError) -> [UInt8]? {
+        var checked = prefixLength == 0 && accept([])
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Int(min(declaredSize, Int64(limit))))
         let chunkSize = 64 * 1024
@@ -88,11 +120,17 @@ final class ArchiveStream {
             let count = chunk.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, chunkSize) }
             if count == 0 { break }
             guard count > 0 else { throw .corrupt(errorString, entriesRead: headersRead) }
+            if !checked, bytes.count + count >= prefixLength {
+                // The prefix decides before the limit does: a refused file is never "too large".
+                guard accept((bytes + chunk[0..<count]).prefix(prefixLength)) else { return nil }
+                checked = true
+            }
             guard bytes.count + count <= limit else {
                 throw .fileTooLarge(path: path, size: Int64(bytes.count + count), limit: limit)
             }
             bytes.append(contentsOf: chunk[0..<count])
         }
+        if !checked, !accept(bytes[...]) { return nil }
         return bytes
     }
 }

@@ -4,13 +4,14 @@ import GantryModel
 /// installed package that Gantry can catalogue.
 ///
 /// - OS: `etc/os-release`, falling back to `usr/lib/os-release` (os-release(5): "The file
-///   /etc/os-release takes precedence over /usr/lib/os-release"), then `etc/alpine-release`
-///   (Alpine's one-line release file) when neither exists or `VERSION_ID` is missing.
+///   /etc/os-release takes precedence over /usr/lib/os-release"), then `etc/alpine-release`,
+///   `etc/lsb-release`, `etc/redhat-release` and `etc/debian_version`; distroless; end of life
+///   (see `OSIdentification`, `EndOfLife`).
 /// - Packages: apk from `lib/apk/db/installed` (see `APKDatabase`), each with the purl
 ///   `pkg:apk/<os id>/<name>@<version>?arch=<arch>&distro=<os id>-<VERSION_ID>`.
 /// - No package database at all: `notApplicable = .noPackageDatabase`, with a note.
-/// - A dpkg or rpm database but no apk one: `notApplicable = .unsupportedOperatingSystem`, with a
-///   note (those catalogers are not implemented yet).
+/// - dpkg (`DPKGCataloger`) and rpm (`RPMCataloger`) databases likewise.
+/// - A package database no cataloger reads: `notApplicable = .unsupportedOperatingSystem`, with a note.
 public enum Cataloger {
     /// Paths read in full.
     public static let osReleasePath = "etc/os-release"
@@ -27,11 +28,23 @@ public enum Cataloger {
     public static let dpkgStatusDirectory = "var/lib/dpkg/status.d"
 
     /// The package catalogers, each a `PackageCataloger`; a new ecosystem is one more entry here.
-    public static let catalogers: [any PackageCataloger] = [APKCataloger()]
+    public static let catalogers: [any PackageCataloger] = [
+        APKCataloger(),
+        PythonCataloger(),
+        NPMCataloger(),
+        RubyGemCataloger(),
+        ComposerCataloger(),
+        DotNetCataloger(),
+        DPKGCataloger(),
+        RPMCataloger(),
+        GoBinaryCataloger(),
+        CargoAuditableCataloger(),
+        JavaCataloger(),
+    ]
 
     /// What `LayerReader` must keep for `inventory(of:)`: the OS files and every cataloger's interest.
     public static let filesOfInterest: FilesOfInterest = catalogers.reduce(
-        FilesOfInterest(contentPaths: [osReleasePath, osReleaseFallbackPath, alpineReleasePath],
+        FilesOfInterest(contentPaths: OSIdentification.paths,
                         markerPaths: Set(otherPackageDatabases + [dpkgStatusDirectory]))
     ) { $0.union($1.interest) }
 
@@ -64,24 +77,8 @@ public enum Cataloger {
         return ImageInventory(operatingSystem: operatingSystem, packages: packages, notes: notes)
     }
 
-    /// The OS from os-release, or Alpine's release file; nil where neither identifies one.
+    /// The OS from its release files, with its end-of-life flag (`OSIdentification`); nil where none identifies one.
     static func detectOperatingSystem(_ filesystem: MergedFilesystem, notes: inout [String]) -> OperatingSystem? {
-        let alpineRelease = filesystem.file(alpineReleasePath)
-            .map { String(decoding: $0, as: UTF8.self).trimmedWhitespace() }
-            .flatMap { $0.isEmpty ? nil : $0 }
-        guard let bytes = filesystem.file(osReleasePath) ?? filesystem.file(osReleaseFallbackPath) else {
-            guard let alpineRelease else { return nil }
-            notes.append("no os-release file; operating system taken from /\(alpineReleasePath)")
-            return OperatingSystem(id: "alpine", versionID: alpineRelease, prettyName: "Alpine Linux v\(alpineRelease)")
-        }
-        let fields = OSRelease.parse(bytes)
-        // os-release(5): ID defaults to "linux" when absent.
-        let id = (fields["ID"].flatMap { $0.isEmpty ? nil : $0 } ?? "linux").lowercased()
-        var versionID = fields["VERSION_ID"].flatMap { $0.isEmpty ? nil : $0 }
-        if versionID == nil, id == "alpine", let alpineRelease {
-            versionID = alpineRelease
-            notes.append("os-release has no VERSION_ID; taken from /\(alpineReleasePath)")
-        }
-        return OperatingSystem(id: id, versionID: versionID, prettyName: fields["PRETTY_NAME"])
+        OSIdentification.identify(filesystem, notes: &notes)
     }
 }

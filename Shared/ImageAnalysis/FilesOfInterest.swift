@@ -15,16 +15,20 @@ public struct FilesOfInterest: Sendable, Hashable {
     /// `.dist-info/METADATA` or `/package.json`); matched on whole path components when the suffix
     /// starts with `/`, else on the name's end.
     public var contentSuffixes: Set<String>
+    /// Readers of summaries from files not kept whole (executables, jars); see `FileExtractor`. One per name.
+    public var extractors: [FileExtractor]
 
     /// Every proper ancestor directory of the paths above, precomputed.
     let ancestors: Set<String>
 
     public init(contentPaths: Set<String>, contentDirectories: Set<String> = [], markerPaths: Set<String> = [],
-                contentSuffixes: Set<String> = []) {
+                contentSuffixes: Set<String> = [], extractors: [FileExtractor] = []) {
         self.contentPaths = contentPaths
         self.contentDirectories = contentDirectories
         self.markerPaths = markerPaths
         self.contentSuffixes = contentSuffixes
+        var seen: Set<String> = []
+        self.extractors = extractors.filter { seen.insert($0.name).inserted }
         var ancestors: Set<String> = []
         for path in contentPaths.union(contentDirectories).union(markerPaths) {
             var components = path.split(separator: "/")
@@ -47,7 +51,13 @@ public struct FilesOfInterest: Sendable, Hashable {
         FilesOfInterest(contentPaths: contentPaths.union(other.contentPaths),
                         contentDirectories: contentDirectories.union(other.contentDirectories),
                         markerPaths: markerPaths.union(other.markerPaths),
-                        contentSuffixes: contentSuffixes.union(other.contentSuffixes))
+                        contentSuffixes: contentSuffixes.union(other.contentSuffixes),
+                        extractors: extractors + other.extractors)
+    }
+
+    /// The extractors that select a regular file at `path` with permission bits `permissions`.
+    func extractors(selecting path: String, permissions: UInt32) -> [FileExtractor] {
+        extractors.filter { $0.selection.selects(path, permissions: permissions) }
     }
 
     /// True when an entry at `path` must be recorded in `LayerContents` at all.

@@ -20,6 +20,9 @@ public struct LayerContents: Sendable, Hashable {
         case directory
         /// A device, FIFO or socket.
         case other
+        /// A regular file that `FileExtractor`s read while streaming: only their summaries are kept,
+        /// keyed by extractor name (never empty; a selected file with no summary is `.unreadFile`).
+        case extracted(summaries: [String: [UInt8]])
     }
 
     /// One recorded entry; `path` is normalised (no leading `/` or `./`, no `..`).

@@ -10,7 +10,9 @@ import Foundation
 /// Kept: the contents of `FilesOfInterest.contentPaths` (and files under `contentDirectories`),
 /// the presence of `markerPaths`, entries at their ancestor paths (so symlinks such as `lib ->
 /// usr/lib` and replaced directories are seen), and every whiteout and opaque marker (OCI image
-/// spec, "Representing Changes", "Whiteouts"). Everything else is skipped while streaming.
+/// spec, "Representing Changes", "Whiteouts"). Regular files selected by one of
+/// `FilesOfInterest.extractors` are read one at a time and only their summaries kept (see
+/// `FileExtractor`). Everything else is skipped while streaming.
 ///
 /// Names are normalised (leading `./` and `/` stripped); a name or hard-link target with a `..`
 /// component fails the layer with `LayerReadError.unsafePath`. A hard link at a path of interest
@@ -71,6 +73,16 @@ public struct LayerReader: Sendable {
             case .path(let normalised): path = normalised
             }
             if try recordWhiteout(path, into: &contents) { continue }
+            if header.fileType == ArchiveStream.regularFile || header.hardlinkTarget != nil, !interest.extractors.isEmpty,
+               !interest.wantsContent(path) {
+                let extractors = interest.extractors(selecting: path, permissions: header.permissions)
+                if !extractors.isEmpty {
+                    let kind = try extractedKind(path: path, header: header, extractors: extractors, stream: stream,
+                                                 contents: &contents)
+                    contents.entries.append(.init(path: path, kind: kind))
+                    continue
+                }
+            }
             guard interest.isRelevant(path) else { continue }
 
             if let rawTarget = header.hardlinkTarget {
@@ -108,6 +120,47 @@ public struct LayerReader: Sendable {
             try resolveHardLinks(unresolvedLinks, buffer: buffer, contents: &contents)
         }
         return contents
+    }
+
+    /// Runs `extractors` over the regular file (or hard link) at `path`: `.extracted` with every summary
+    /// found, else `.unreadFile`. A file over an extractor's size cap, or an extractor's own complaints,
+    /// become notes; only a broken layer stream throws.
+    private func extractedKind(path: String, header: ArchiveStream.Header, extractors: [FileExtractor],
+                               stream: ArchiveStream, contents: inout LayerContents) throws(LayerReadError)
+        -> LayerContents.Kind {
+        if let rawTarget = header.hardlinkTarget {
+            guard case .path(let target) = ArchivePath.normalise(rawTarget) else { throw .unsafePath(rawTarget) }
+            // Tar stores the data once, at the first name; a later name in the same layer shares its summary.
+            // A target in a lower layer is resolved by `MergedFilesystem.apply`.
+            switch contents.entries.last(where: { $0.path == target })?.kind {
+            case .some(let kind) where kind.isRegularFile: return kind
+            default: return .hardlink(target: target)
+            }
+        }
+        let prefixLength = extractors.map(\.selection.signatureLength).max() ?? 0
+        var candidates = extractors
+        guard let bytes = try stream.readData(
+            path: path, declaredSize: header.size, limit: extractors.map(\.selection.maxBytes).max() ?? 0,
+            prefixLength: prefixLength,
+            accept: { prefix in
+                candidates = candidates.filter { $0.selection.accepts(prefix: prefix) }
+                // Past this point the whole file is read: refuse it when it is too large for every candidate.
+                let fitting = candidates.filter { header.size <= Int64($0.selection.maxBytes) }
+                for tooLarge in candidates where header.size > Int64(tooLarge.selection.maxBytes) {
+                    contents.notes.append("\(path): \(header.size) bytes exceeds the \(tooLarge.name) limit of "
+                        + "\(ByteCount.describe(Int64(tooLarge.selection.maxBytes))); not read")
+                }
+                candidates = fitting
+                return !candidates.isEmpty
+            })
+        else { return .unreadFile(size: header.size) }
+        var summaries: [String: [UInt8]] = [:]
+        for extractor in candidates {
+            let output = extractor.extract(path, bytes)
+            contents.notes += output.notes.map { "\(path): \($0)" }
+            if let summary = output.summary { summaries[extractor.name] = summary }
+        }
+        return summaries.isEmpty ? .unreadFile(size: header.size) : .extracted(summaries: summaries)
     }
 
     /// Records `.wh.NAME` and `.wh..wh..opq`; returns true when `path` was a whiteout of any kind.
@@ -153,6 +206,16 @@ public struct LayerReader: Sendable {
         }
         for (index, target) in links {
             if let bytes = found[target] { contents.entries[index].kind = .file(bytes) }
+        }
+    }
+}
+
+private extension LayerContents.Kind {
+    /// A regular file in any recorded form.
+    var isRegularFile: Bool {
+        switch self {
+        case .file, .unreadFile, .extracted: true
+        default: false
         }
     }
 }

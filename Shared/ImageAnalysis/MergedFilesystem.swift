@@ -39,7 +39,7 @@ public struct MergedFilesystem: Sendable, Hashable {
                 let resolved = node(atResolved: target)
                 replace(entry.path, with: nil)
                 switch resolved {
-                case .file, .unreadFile: nodes[entry.path] = resolved
+                case .file, .unreadFile, .extracted: nodes[entry.path] = resolved
                 default: notes.append("layer \(layerCount): hard link \(entry.path) -> \(target) has no file target; ignored")
                 }
             default:
@@ -58,7 +58,7 @@ public struct MergedFilesystem: Sendable, Hashable {
     /// True when a regular file (read or not) exists at `path` (symlinks followed).
     public func fileExists(_ path: String) -> Bool {
         switch node(atResolved: path) {
-        case .file, .unreadFile: true
+        case .file, .unreadFile, .extracted: true
         default: false
         }
     }
@@ -77,6 +77,15 @@ public struct MergedFilesystem: Sendable, Hashable {
         nodes.compactMap { path, kind in
             guard path.hasSuffix(suffix), case .file(let bytes) = kind else { return nil }
             return (path, bytes)
+        }.sorted { $0.path < $1.path }
+    }
+
+    /// Every summary the `FileExtractor` named `name` kept, by file path (symlinks not followed), sorted
+    /// by path. A file whiteout-deleted or replaced in a later layer is not listed.
+    public func extracted(by name: String) -> [(path: String, summary: [UInt8])] {
+        nodes.compactMap { path, kind in
+            guard case .extracted(let summaries) = kind, let summary = summaries[name] else { return nil }
+            return (path, summary)
         }.sorted { $0.path < $1.path }
     }
 

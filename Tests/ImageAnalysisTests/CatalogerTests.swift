@@ -36,7 +36,8 @@ import Testing
             "usr/lib/os-release": "ID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME=\"Alpine Linux v3.20\"\n",
             "lib/apk/db/installed": "",
         ]))
-        #expect(inventory.operatingSystem == OperatingSystem(id: "alpine", versionID: "3.20.3", prettyName: "Alpine Linux v3.20"))
+        #expect(inventory.operatingSystem == OperatingSystem(id: "alpine", versionID: "3.20.3", prettyName: "Alpine Linux v3.20",
+                                                            endOfLife: true, endOfLifeDate: "2026-04-01"))
         #expect(inventory.notApplicable == nil)
     }
 
@@ -55,11 +56,15 @@ import Testing
         #expect(inventory.notes.contains { $0.contains("no package database") })
     }
 
-    @Test func dpkgOnlyIsUnsupportedNotMissing() throws {
+    @Test func dpkgDatabaseIsCataloguedEvenWithoutPackages() throws {
+        // dpkg is catalogued (DPKGCataloger): a database whose only stanza lacks a version is an
+        // empty inventory with a note, not "unsupported" and not "no package database".
         let inventory = Cataloger.inventory(of: try filesystem([
             "etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n", "var/lib/dpkg/status": "Package: bash\n",
         ]))
-        #expect(inventory.notApplicable == .unsupportedOperatingSystem)
+        #expect(inventory.notApplicable == nil)
+        #expect(inventory.packages.isEmpty)
+        #expect(inventory.notes.contains { $0.contains("bash has no Version") })
     }
 
     @Test func apkPackagesGetNameVersionOriginAndPurl() throws {

@@ -52,7 +52,7 @@ package final class StaticFileServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let server = StaticFileServer(port: port, directory: directory, logFile: logFile, process: process)
-        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
         while ContinuousClock.now < deadline {
             guard process.isRunning else { break }
             if HTTPProbe.status(port: port, path: "/") != nil { return server }

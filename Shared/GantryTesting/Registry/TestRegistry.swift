@@ -75,7 +75,7 @@ package final class TestRegistry: @unchecked Sendable {
     /// Everything the registry printed so far.
     package var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
-    /// Starts a registry and waits (up to 20 s) until `GET /v2/` answers 200 or 401.
+    /// Starts a registry and waits (up to 60 s, generous for a loaded CI machine) until `GET /v2/` answers 200 or 401.
     ///
     /// - Parameters:
     ///   - basicAuth: enables `auth.htpasswd` with this one user (bcrypt, made with `htpasswd -Bbn`
@@ -145,7 +145,7 @@ package final class TestRegistry: @unchecked Sendable {
             try? log.close()
             let registry = TestRegistry(port: port, directory: directory, process: process)
             do {
-                try await registry.waitUntilReady(timeout: .seconds(20))
+                try await registry.waitUntilReady(timeout: .seconds(60))
                 return registry
             } catch let failure as StartFailure {
                 registry.stop(removeFiles: false)

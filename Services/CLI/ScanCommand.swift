@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import GantryModel
+import ImageAnalysis
+import VulnerabilityDB
+
+/// Output formats of `gantry scan` and `gantry sbom`.
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+    case cycloneDXJSON = "cyclonedx-json"
+    case spdxJSON = "spdx-json"
+    case sarif
+}
+
+/// `gantry sbom IMAGE`: the inventory of an image as CycloneDX 1.6 or SPDX 2.3 JSON (or a table / Gantry JSON),
+/// with no service or database.
+struct SBOMCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sbom", abstract: "Print the SBOM of an image (oci-archive:, docker-archive:, oci-dir: or a registry reference).")
+
+    @Argument(help: "oci-archive:FILE, docker-archive:FILE, oci-dir:DIR or HOST/REPO[:TAG|@DIGEST].")
+    var image: String
+    @Option(help: "os/architecture[/variant] to take from an image index.")
+    var platform = "linux/amd64"
+    @Option(help: "cyclonedx-json, spdx-json, json or table.")
+    var format: ReportFormat = .cyclonedxJSONDefault
+    @Flag(help: "Speak plain HTTP to the registry.")
+    var insecure = false
+
+    func run() async throws {
+        let source = try await ImageSource.load(image, platform: platform, insecure: insecure)
+        let subject = SBOMSubject(name: source.name, digest: source.digest, inventory: try source.inventory())
+        print(try Report.render(subject, format: format == .sarif ? .cycloneDXJSON : format))
+    }
+}
+
+extension ReportFormat {
+    static let cyclonedxJSONDefault = ReportFormat.cycloneDXJSON
+}
+
+/// `gantry scan IMAGE --feeds PATH`: analyses and matches an image offline against Alpine secdb documents
+/// (a file or a directory of them), with the scanner's own code.
+struct ScanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scan", abstract: "Scan an image offline against local feeds and print the findings.")
+
+    @Argument(help: "oci-archive:FILE, docker-archive:FILE, oci-dir:DIR or HOST/REPO[:TAG|@DIGEST].")
+    var image: String
+    @Option(help: "An Alpine secdb file or a directory of feed files (for example ../shared/corpus/3-vuln-feeds).")
+    var feeds: String
+    @Option(help: "os/architecture[/variant] to take from an image index.")
+    var platform = "linux/amd64"
+    @Option(help: "table, json, cyclonedx-json, spdx-json or sarif.")
+    var format: ReportFormat = .table
+    @Flag(help: "Speak plain HTTP to the registry.")
+    var insecure = false
+
+    func run() async throws {
+        let source = try await ImageSource.load(image, platform: platform, insecure: insecure)
+        let inventory = try source.inventory()
+        let (advisories, feedNotes) = try Self.loadAdvisories(feeds)
+        var findings: [VulnerabilityFinding] = []
+        var notes = feedNotes
+        if inventory.notApplicable == nil {
+            guard let namespace = Matcher.namespace(for: inventory.operatingSystem),
+                  advisories.contains(where: { $0.namespace == namespace }) else {
+                let os = inventory.operatingSystem.map { "\($0.id) \($0.versionID ?? "")" } ?? "an unidentified OS"
+                notes.append("no vulnerability data in \(feeds) covers \(os); nothing was matched")
+                print(try Report.render(SBOMSubject(name: source.name, digest: source.digest, inventory: inventory),
+                                        format: format, notes: notes))
+                return
+            }
+            let result = Matcher.match(inventory, advisories: advisories.filter { $0.namespace == namespace })
+            findings = result.findings
+            notes += result.notes
+        }
+        print(try Report.render(SBOMSubject(name: source.name, digest: source.digest, inventory: inventory, findings: findings),
+                                format: format, notes: notes))
+    }
+
+    /// Alpine secdb documents from a file or (recursively) a directory; other files are listed and skipped.
+    static func loadAdvisories(_ path: String) throws -> ([Advisory], [String]) {
+        let root = URL(fileURLWithPath: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory) else {
+            throw CLIError("\(path) does not exist")
+        }
+        var files: [URL] = [root]
+        if isDirectory.boolValue {
+            files = (FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? [])
+                .filter { ["yaml", "yml", "json"].contains($0.pathExtension) }
+                .sorted { $0.path < $1.path }
+        }
+        var advisories: [Advisory] = []
+        var skipped = 0
+        for file in files {
+            guard let data = try? Data(contentsOf: file), let document = try? AlpineSecDB.parse(data) else {
+                skipped += 1
+                continue
+            }
+            advisories += document.advisories
+        }
+        return (advisories, skipped > 0 ? ["\(skipped) feed files under \(path) are not Alpine secdb documents and were skipped"] : [])
+    }
+}
+
+/// Renders inventories and findings.
+enum Report {
+    static func render(_ subject: SBOMSubject, format: ReportFormat, notes: [String] = []) throws -> String {
+        switch format {
+        case .cycloneDXJSON: return String(decoding: try SBOM.cycloneDX(subject), as: UTF8.self)
+        case .spdxJSON: return String(decoding: try SBOM.spdx(subject), as: UTF8.self)
+        case .sarif: return String(decoding: try sarif(subject), as: UTF8.self)
+        case .json:
+            struct Output: Encodable {
+                var image: String
+                var digest: String?
+                var inventory: ImageInventory
+                var findings: [VulnerabilityFinding]
+                var notes: [String]
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            return String(decoding: try encoder.encode(Output(image: subject.name, digest: subject.digest?.description,
+                                                              inventory: subject.inventory, findings: subject.findings,
+                                                              notes: notes)), as: UTF8.self)
+        case .table:
+            var lines: [String] = []
+            let os = subject.inventory.operatingSystem
+            lines.append("\(subject.name)  OS: \(os?.prettyName ?? os?.id ?? "unknown")  packages: \(subject.inventory.packages.count)")
+            if let reason = subject.inventory.notApplicable { lines.append("not applicable: \(reason.rawValue)") }
+            if subject.findings.isEmpty {
+                lines.append("no findings")
+            } else {
+                lines.append(pad(["VULNERABILITY", "PACKAGE", "INSTALLED", "FIXED IN", "SEVERITY"]))
+                for finding in subject.findings {
+                    lines.append(pad([finding.vulnerabilityID, finding.packageName, finding.installedVersion,
+                                      finding.fixedVersion ?? "(no fix)", finding.severity.rawValue]))
+                }
+            }
+            lines += (subject.inventory.notes + notes).map { "note: \($0)" }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    private static func pad(_ columns: [String]) -> String {
+        zip(columns, [20, 24, 20, 20, 10]).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
+            .joined().trimmingCharacters(in: .whitespaces)
+    }
+
+    /// SARIF 2.1.0 (OASIS, sections 3.13 run, 3.27 result, 3.49 reportingDescriptor): one rule per
+    /// vulnerability, one result per affected package, located at the package's metadata file.
+    static func sarif(_ subject: SBOMSubject) throws -> Data {
+        var rules: [String: [String: Any]] = [:]
+        var results: [[String: Any]] = []
+        for finding in subject.findings {
+            rules[finding.vulnerabilityID] = [
+                "id": finding.vulnerabilityID,
+                "shortDescription": ["text": "\(finding.vulnerabilityID) in \(finding.sourceName ?? finding.packageName)"],
+                "helpUri": finding.vulnerabilityID.hasPrefix("CVE-")
+                    ? "https://nvd.nist.gov/vuln/detail/\(finding.vulnerabilityID)" : "https://osv.dev/vulnerability/\(finding.vulnerabilityID)",
+                "properties": ["security-severity": securitySeverity(finding.severity)],
+            ]
+            let location = subject.inventory.packages.first { $0.name == finding.packageName }?.location ?? "image"
+            results.append([
+                "ruleId": finding.vulnerabilityID,
+                "level": level(finding.severity),
+                "message": ["text": "\(finding.packageName) \(finding.installedVersion) is affected by \(finding.vulnerabilityID)"
+                    + (finding.fixedVersion.map { "; upgrade to \($0)" } ?? "; no fix is available")],
+                "locations": [["physicalLocation": ["artifactLocation": ["uri": location]]]],
+            ])
+        }
+        let document: [String: Any] = [
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+            "runs": [[
+                "tool": ["driver": ["name": SBOM.toolName, "version": SBOM.toolVersion,
+                                    "informationUri": "https://github.com/gantry", "rules": rules.keys.sorted().compactMap { rules[$0] }]],
+                "results": results,
+            ] as [String: Any]],
+        ]
+        return try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    private static func level(_ severity: Severity) -> String {
+        switch severity {
+        case .critical, .high: "error"
+        case .medium: "warning"
+        default: "note"
+        }
+    }
+
+    private static func securitySeverity(_ severity: Severity) -> String {
+        switch severity {
+        case .critical: "9.5"
+        case .high: "8.0"
+        case .medium: "5.5"
+        case .low: "2.0"
+        default: "0.0"
+        }
+    }
+}

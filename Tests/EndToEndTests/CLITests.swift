@@ -1,0 +1,126 @@
+import Foundation
+import GantryTesting
+import Testing
+
+/// The `gantry` command as a user runs it: offline scans and SBOMs of corpus images, checked against
+/// independent validators (cyclonedx-python-lib's JSON schema validation, spdx-tools).
+@Suite(.enabled(if: Corpus.isAvailable, "the test corpus (../shared/corpus) is missing"))
+struct CLITests {
+    static let gantry = Corpus.repositoryRoot.appendingPathComponent(".build/debug/gantry").path
+
+    /// Runs a command; returns status, standard output and standard error.
+    static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Read before waiting: a full pipe would block the child.
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    static func image(_ name: String) throws -> String { "oci-archive:" + (try Corpus.file("images/\(name).oci.tar")).path }
+
+    @Test("gantry scan finds exactly musl and musl-utils CVE-2019-14697 in alpine-3.7.3, and nothing after apk upgrade")
+    func scanAlpine() throws {
+        let feeds = try Corpus.file("3-vuln-feeds/alpine").path
+        let (status, output, errors) = try Self.run(Self.gantry, ["scan", try Self.image("alpine-3.7.3"), "--feeds", feeds,
+                                                                  "--format", "json"])
+        #expect(status == 0, "\(errors)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        let findings = (report["findings"] as? [[String: Any]] ?? []).map {
+            "\($0["vulnerabilityID"] ?? "") \($0["packageName"] ?? "") \($0["installedVersion"] ?? "") \($0["fixedVersion"] ?? "")"
+        }.sorted()
+        #expect(findings == ["CVE-2019-14697 musl 1.1.18-r3 1.1.18-r4", "CVE-2019-14697 musl-utils 1.1.18-r3 1.1.18-r4"])
+        #expect(((report["inventory"] as? [String: Any])?["packages"] as? [Any])?.count == 13)
+
+        let upgraded = try Self.run(Self.gantry, ["scan", try Self.image("alpine-3.7.3-apk-upgrade"), "--feeds", feeds])
+        #expect(upgraded.0 == 0)
+        #expect(upgraded.1.contains("no findings"), "\(upgraded.1)")
+
+        let newer = try Self.run(Self.gantry, ["scan", try Self.image("alpine-3.20.3"), "--feeds", feeds])
+        #expect(newer.1.contains("no vulnerability data"), "\(newer.1)")
+    }
+
+    @Test("CycloneDX 1.6 and SPDX 2.3 documents validate with independent validators", arguments: [
+        "alpine-3.7.3", "python-app", "debian-bookworm-minbase", "distroless-bookworm",
+    ])
+    func sbomsValidate(image: String) throws {
+        let feeds = try Corpus.file("3-vuln-feeds/alpine").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-sbom-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let cyclone = try Self.run(Self.gantry, ["scan", try Self.image(image), "--feeds", feeds, "--format", "cyclonedx-json"])
+        #expect(cyclone.0 == 0, "\(cyclone.2)")
+        let cycloneFile = directory.appendingPathComponent("bom.cdx.json")
+        try Data(cyclone.1.utf8).write(to: cycloneFile)
+        let cycloneCheck = try Self.run("/usr/bin/env", ["python3", "-c", """
+            import sys
+            from cyclonedx.validation.json import JsonStrictValidator
+            from cyclonedx.schema import SchemaVersion
+            error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())
+            print("VALID" if error is None else error)
+            """, cycloneFile.path])
+        #expect(cycloneCheck.1.trimmingCharacters(in: .whitespacesAndNewlines) == "VALID", "\(cycloneCheck.1) \(cycloneCheck.2)")
+
+        let spdx = try Self.run(Self.gantry, ["sbom", try Self.image(image), "--format", "spdx-json"])
+        #expect(spdx.0 == 0, "\(spdx.2)")
+        let spdxFile = directory.appendingPathComponent("bom.spdx.json")
+        try Data(spdx.1.utf8).write(to: spdxFile)
+        let spdxCheck = try Self.run("/usr/bin/env", ["python3", "-c", """
+            import sys
+            from spdx_tools.spdx.parser.parse_anything import parse_file
+            from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+            document = parse_file(sys.argv[1])
+            messages = validate_full_spdx_document(document)
+            print("VALID" if not messages else "\\n".join(m.validation_message for m in messages))
+            print(len(document.packages))
+            """, spdxFile.path])
+        let lines = spdxCheck.1.split(separator: "\n").map(String.init)
+        #expect(lines.first == "VALID", "\(spdxCheck.1) \(spdxCheck.2)")
+        // Every package of the inventory is in the SPDX document (plus the image and the OS).
+        let inventory = try Self.run(Self.gantry, ["sbom", try Self.image(image), "--format", "json"])
+        let packages = ((try JSONSerialization.jsonObject(with: Data(inventory.1.utf8)) as? [String: Any])?["inventory"]
+            as? [String: Any])?["packages"] as? [Any]
+        #expect(lines.count >= 2 && Int(lines[1]) == (packages?.count ?? -1) + 2)
+    }
+
+    @Test("docker-archive input: a skopeo docker-archive of nginx with gzip layers gives its 84 dpkg packages")
+    func dockerArchive() throws {
+        let archive = try Corpus.file("5-image-tarballs/snyk-docker-archives_skopeo-copy_nginx-compressed-layers.tar").path
+        let (status, output, errors) = try Self.run(Self.gantry, ["sbom", "docker-archive:\(archive)", "--format", "json"])
+        #expect(status == 0, "\(errors)")
+        let inventory = (try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["inventory"] as? [String: Any]
+        let packages = inventory?["packages"] as? [[String: Any]] ?? []
+        #expect(packages.count == 84)
+        #expect(packages.allSatisfy { $0["ecosystem"] as? String == "dpkg" })
+        #expect((inventory?["operatingSystem"] as? [String: Any])?["id"] as? String == "debian")
+    }
+
+    @Test("a layer whose bytes do not match its digest is refused with the digest named")
+    func lyingArchive() throws {
+        let archive = try Corpus.file("5-image-tarballs/snyk-oci-archives_alpine-3.12.0.tar").path
+        let (status, _, errors) = try Self.run(Self.gantry, ["sbom", "oci-archive:\(archive)"])
+        #expect(status != 0)
+        #expect(errors.contains("does not match its digest"), "\(errors)")
+    }
+
+    @Test("SARIF 2.1.0 output has one result per affected package")
+    func sarif() throws {
+        let feeds = try Corpus.file("3-vuln-feeds/alpine").path
+        let (status, output, _) = try Self.run(Self.gantry, ["scan", try Self.image("alpine-3.7.3"), "--feeds", feeds, "--format", "sarif"])
+        #expect(status == 0)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(document["version"] as? String == "2.1.0")
+        let run = (document["runs"] as? [[String: Any]])?.first
+        #expect((run?["results"] as? [Any])?.count == 2)
+        let rules = ((run?["tool"] as? [String: Any])?["driver"] as? [String: Any])?["rules"] as? [[String: Any]]
+        #expect(rules?.compactMap { $0["id"] as? String } == ["CVE-2019-14697"])
+    }
+}
