@@ -1,11 +1,12 @@
+import Foundation
 /// What `LayerReader` keeps of one layer: the entries at paths of interest and every whiteout.
 ///
 /// Shapes follow the OCI image spec, "Image Layer Filesystem Changeset", section "Representing
 /// Changes": a layer adds or replaces entries, removes lower paths with whiteout files
 /// (`.wh.NAME`) and hides a whole lower directory with an opaque marker (`.wh..wh..opq`).
-public struct LayerContents: Sendable, Hashable {
+public struct LayerContents: Sendable, Hashable, Codable {
     /// The kind and, for read files, the bytes of one recorded entry.
-    public enum Kind: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable, Codable {
         /// A regular file whose full contents were read.
         case file([UInt8])
         /// A regular file that was recorded without reading it (a marker path, or a non-directory
@@ -26,7 +27,7 @@ public struct LayerContents: Sendable, Hashable {
     }
 
     /// One recorded entry; `path` is normalised (no leading `/` or `./`, no `..`).
-    public struct Entry: Sendable, Hashable {
+    public struct Entry: Sendable, Hashable, Codable {
         public var path: String
         public var kind: Kind
 
@@ -58,5 +59,25 @@ public struct LayerContents: Sendable, Hashable {
         self.entryCount = entryCount
         self.uncompressedBytes = uncompressedBytes
         self.notes = notes
+    }
+}
+
+extension LayerContents {
+    /// The version of what `LayerReader` keeps from a layer: part of every cache key, so a cached
+    /// result is never reused by a reader that keeps more (bump it whenever catalogers or their
+    /// files of interest change).
+    public static let analyzerVersion = "gantry-layer-2"
+
+    /// A compact binary encoding (binary property list) for caching a layer's analysis.
+    public func encoded() throws -> Data {
+        let encoder = PropertyListEncoder()
+        encoder.outputFormat = .binary
+        return try encoder.encode(self)
+    }
+
+    /// Decodes what `encoded()` produced.
+    /// - Throws: when the data is not such an encoding.
+    public static func decoded(from data: Data) throws -> LayerContents {
+        try PropertyListDecoder().decode(LayerContents.self, from: data)
     }
 }

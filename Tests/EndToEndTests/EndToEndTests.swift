@@ -181,6 +181,16 @@ struct EndToEndTests {
             #expect(charged == [vulnerable, upgraded].sorted())
             #expect(usage["amount"] as? String == "0.5800")
 
+            // The base layer the two images share was read once: one cache entry per distinct layer.
+            let cached = try await stack.env.database.withClient { client in
+                var layers: [String] = []
+                for try await layer in try await client.query("SELECT layer_digest FROM scanner.layer_cache ORDER BY 1")
+                    .decode(String.self) { layers.append(layer) }
+                return layers
+            }
+            #expect(cached.count == 2)
+            #expect(cached.contains("sha256:dcc2844b5e99c427e4525de949fc741ea4b13ca2856295972ac06272080ad585"))
+
             // The same image under another tag: scanned again, but neither billed nor alerted twice.
             _ = try await stack.push("images/alpine-3.7.3.oci.tar", repository: "e2e/alpine", tag: "again")
             _ = try await eventually("a second finished scan of \(vulnerable)") {
@@ -196,11 +206,16 @@ struct EndToEndTests {
     @Test("a blob whose bytes do not match its digest fails the scan with the reason and bills nothing")
     func corruptBlobFailsScan() async throws {
         try await Self.withStack { stack in
-            // Push under a repository the registry notifies about, then corrupt the layer on disk and ask
-            // for a scan of the digest: the scanner must verify, fail and bill nothing.
+            // With the plan off, the push is recorded but not scanned; the layer is then corrupted on the
+            // registry's disk, the plan enabled and a scan requested: the scanner must verify and refuse.
+            let plan = stack.api(.discovery, "/v1/tenants/\(stack.tenantID)/subscriptions/\(stack.subscriptionID)/plan")
+            #expect(try await TestHTTP.json(.PUT, plan, ["enabled": false]).status == 200)
             let digest = try await stack.push("images/alpine-3.10.9.oci.tar", repository: "e2e/corrupt", tag: "3.10.9")
-            _ = try await eventually("the first scan of \(digest)", timeout: .seconds(60)) {
-                try await stack.assessment(digest)
+            // Wait until ingestion has recorded the push (without a scan) before the plan comes back on.
+            _ = try await eventually("ingestion to record the push of \(digest)") {
+                let reply = try await TestHTTP.send(.GET, stack.api(.ingestion, "/v1/events?registryId=\(stack.registryID)"))
+                let items = (try reply.json() as? [String: Any])?["items"] as? [[String: Any]] ?? []
+                return items.first { $0["digest"] as? String == digest && $0["scanRequested"] as? Bool == false }
             }
             let manifest = try await RegistryClient(httpClient: .shared, logger: Logger(label: "e2e"))
                 .resolveImage(RegistryEndpoint(baseURL: stack.registry.baseURL, credentials: nil),
@@ -210,6 +225,8 @@ struct EndToEndTests {
             var bytes = try Data(contentsOf: file)
             bytes[bytes.count / 2] ^= 0xFF
             try bytes.write(to: file)
+            #expect(try await TestHTTP.json(.PUT, plan, ["enabled": true]).status == 200)
+            #expect(try await stack.scans(digest).isEmpty)
 
             let before = try await stack.usage()["billableImages"] as? Int
             let request: [String: Any] = [
@@ -228,6 +245,7 @@ struct EndToEndTests {
             #expect(reason.contains("verification failed"), "\(reason)")
             #expect(reason.contains(layer.digest.description), "\(reason)")
             #expect(try await stack.usage()["billableImages"] as? Int == before)
+            #expect(try await stack.assessment(digest) == nil)
         }
     }
 

@@ -31,6 +31,7 @@ enum ScanFailure: Error, CustomStringConvertible {
 struct ImageScanner: Sendable {
     let registry: RegistryClient
     let knowledgeBase: PostgresKnowledgeBase
+    let layerCache: PostgresLayerCache
     let layerReader: LayerReader
     let logger: Logger
 
@@ -75,11 +76,16 @@ struct ImageScanner: Sendable {
                     notes.append("layer \(layer.digest) (\(layer.mediaType)) is non-distributable and was not analysed")
                     continue
                 }
+                if let cached = try await layerCache.contents(of: layer.digest) {
+                    filesystem.apply(cached)
+                    continue
+                }
                 let file = scratch.appendingPathComponent(layer.digest.encoded)
                 try await registry.downloadBlob(endpoint, repository: repository, descriptor: layer, to: file)
-                let blob = try Data(contentsOf: file, options: .alwaysMapped)
-                filesystem.apply(try layerReader.read(blob))
+                let contents = try layerReader.read(try Data(contentsOf: file, options: .alwaysMapped))
                 try? FileManager.default.removeItem(at: file)
+                filesystem.apply(contents)
+                try await layerCache.store(contents, for: layer.digest)
             }
             var inventory = Cataloger.inventory(of: filesystem)
             inventory.notes = filesystem.notes + notes + inventory.notes

@@ -24,7 +24,9 @@ public func buildScannerApplication(configuration: GantryConfiguration,
     let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
                                   configuration: .init(redirectConfiguration: .disallow))
     let scanner = ImageScanner(registry: RegistryClient(httpClient: registryHTTP, logger: runtime.logger),
-                               knowledgeBase: knowledgeBase, layerReader: LayerReader(), logger: runtime.logger)
+                               knowledgeBase: knowledgeBase,
+                               layerCache: PostgresLayerCache(database: runtime.database, logger: runtime.logger),
+                               layerReader: LayerReader(), logger: runtime.logger)
     let discovery = HTTPDiscoveryPeer(runtime: runtime)
     let api = ScannerAPIImpl(runtime: runtime, knowledgeBase: knowledgeBase, deadlineSeconds: deadline)
     let scanWorkers = (0..<workers).map { _ in ScanWorker(runtime: runtime, scanner: scanner, discovery: discovery) }
