@@ -181,6 +181,22 @@ struct EndToEndTests {
             #expect(charged == [vulnerable, upgraded].sorted())
             #expect(usage["amount"] as? String == "0.5800")
 
+            // SBOMs from the scanner API: CycloneDX with the findings as vulnerabilities, and SPDX.
+            let cyclone = try await TestHTTP.send(.GET, stack.api(.scanner, "/v1/tenants/\(stack.tenantID)/images/\(vulnerable)/sbom"))
+            #expect(cyclone.status == 200)
+            #expect(cyclone.header("Content-Type")?.hasPrefix("application/vnd.cyclonedx+json") == true)
+            let bom = try #require(try cyclone.json() as? [String: Any])
+            #expect(bom["specVersion"] as? String == "1.6")
+            #expect((bom["components"] as? [[String: Any]])?.filter { $0["type"] as? String == "library" }.count == 13)
+            #expect((bom["vulnerabilities"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["CVE-2019-14697", "CVE-2019-14697"])
+            let spdx = try await TestHTTP.send(.GET, stack.api(.scanner, "/v1/tenants/\(stack.tenantID)/images/\(vulnerable)/sbom?format=spdx-json"))
+            #expect(spdx.status == 200)
+            let spdxDocument = try #require(try spdx.json() as? [String: Any])
+            #expect(spdxDocument["spdxVersion"] as? String == "SPDX-2.3")
+            #expect((spdxDocument["packages"] as? [Any])?.count == 15)
+            let missing = try await TestHTTP.send(.GET, stack.api(.scanner, "/v1/tenants/\(stack.tenantID)/images/sha256:\(String(repeating: "0", count: 64))/sbom"))
+            #expect(missing.status == 404)
+
             // The base layer the two images share was read once: one cache entry per distinct layer.
             let cached = try await stack.env.database.withClient { client in
                 var layers: [String] = []

@@ -1,6 +1,7 @@
 import Foundation
 import GantryModel
 import GantryRuntime
+import ImageAnalysis
 import Logging
 import OpenAPIRuntime
 import PostgresNIO
@@ -123,6 +124,33 @@ struct ScannerAPIImpl: APIProtocol {
                           architecture: $0.architecture, purl: $0.purl, location: $0.location)
                 },
                 notes: inventory.notes, scannedAt: scannedAt))))
+        }
+        throw ProblemError.notFound("no inventory is stored for image \(digest)")
+    }
+}
+
+extension ScannerAPIImpl {
+    func getSBOM(_ input: Operations.GetSBOM.Input) async throws -> Operations.GetSBOM.Output {
+        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
+        let digest = try Validate.digest(input.path.digest, field: "digest")
+        let rows = try await runtime.database.query("""
+            SELECT repository, inventory, findings FROM scanner.inventories
+            WHERE tenant_id = \(tenantID) AND digest = \(digest.description) ORDER BY scanned_at DESC LIMIT 1
+            """, logger: runtime.logger)
+        for try await (repository, inventoryJSON, findingsJSON) in rows.decode((String, String, String).self) {
+            let decoder = JSONDecoder()
+            let subject = SBOMSubject(
+                name: repository, digest: digest,
+                inventory: try decoder.decode(ImageInventory.self, from: Data(inventoryJSON.utf8)),
+                findings: try decoder.decode([VulnerabilityFinding].self, from: Data(findingsJSON.utf8)))
+            switch input.query.format ?? .cyclonedxJson {
+            case .cyclonedxJson:
+                let document = try decoder.decode(OpenAPIObjectContainer.self, from: try SBOM.cycloneDX(subject))
+                return .ok(.init(body: .applicationVnd_cyclonedxJson(document)))
+            case .spdxJson:
+                let document = try decoder.decode(OpenAPIObjectContainer.self, from: try SBOM.spdx(subject))
+                return .ok(.init(body: .applicationSpdxJson(document)))
+            }
         }
         throw ProblemError.notFound("no inventory is stored for image \(digest)")
     }

@@ -99,6 +99,33 @@ paths:
               schema: { $ref: '#/components/schemas/Inventory' }
         '400': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/images/{digest}/sbom:
+    get:
+      operationId: getSBOM
+      summary: The SBOM of the latest scan of an image digest, CycloneDX 1.6 (with findings as vulnerabilities) or SPDX 2.3.
+      parameters:
+        - name: tenantId
+          in: path
+          required: true
+          schema: { type: string, format: uuid }
+        - name: digest
+          in: path
+          required: true
+          schema: { type: string }
+        - name: format
+          in: query
+          required: false
+          schema: { type: string, enum: [cyclonedx-json, spdx-json], default: cyclonedx-json }
+      responses:
+        '200':
+          description: The SBOM document.
+          content:
+            application/vnd.cyclonedx+json:
+              schema: { type: object, description: 'a CycloneDX 1.6 JSON document' }
+            application/spdx+json:
+              schema: { type: object, description: 'an SPDX 2.3 JSON document' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
 components:
   responses:
     Problem:

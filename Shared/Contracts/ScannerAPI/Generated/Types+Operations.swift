@@ -814,4 +814,242 @@ package enum Operations {
             }
         }
     }
+    /// The SBOM of the latest scan of an image digest, CycloneDX 1.6 (with findings as vulnerabilities) or SPDX 2.3.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/images/{digest}/sbom`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/sbom/get(getSBOM)`.
+    package enum GetSBOM {
+        package static let id: Swift.String = "getSBOM"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/path/tenantId`.
+                package var tenantId: Swift.String
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/path/digest`.
+                package var digest: Swift.String
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - digest:
+                package init(
+                    tenantId: Swift.String,
+                    digest: Swift.String
+                ) {
+                    self.tenantId = tenantId
+                    self.digest = digest
+                }
+            }
+            package var path: Operations.GetSBOM.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/query/format`.
+                @frozen package enum FormatPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                    case cyclonedxJson = "cyclonedx-json"
+                    case spdxJson = "spdx-json"
+                }
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/query/format`.
+                package var format: Operations.GetSBOM.Input.Query.FormatPayload?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - format:
+                package init(format: Operations.GetSBOM.Input.Query.FormatPayload? = nil) {
+                    self.format = format
+                }
+            }
+            package var query: Operations.GetSBOM.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetSBOM.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetSBOM.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetSBOM.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.GetSBOM.Input.Path,
+                query: Operations.GetSBOM.Input.Query = .init(),
+                headers: Operations.GetSBOM.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/responses/200/content/application\/vnd.cyclonedx+json`.
+                    case applicationVnd_cyclonedxJson(OpenAPIRuntime.OpenAPIObjectContainer)
+                    /// The associated value of the enum case if `self` is `.applicationVnd_cyclonedxJson`.
+                    ///
+                    /// - Throws: An error if `self` is not `.applicationVnd_cyclonedxJson`.
+                    /// - SeeAlso: `.applicationVnd_cyclonedxJson`.
+                    package var applicationVnd_cyclonedxJson: OpenAPIRuntime.OpenAPIObjectContainer {
+                        get throws {
+                            switch self {
+                            case let .applicationVnd_cyclonedxJson(body):
+                                return body
+                            default:
+                                try throwUnexpectedResponseBody(
+                                    expectedContent: "application/vnd.cyclonedx+json",
+                                    body: self
+                                )
+                            }
+                        }
+                    }
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/images/{digest}/sbom/GET/responses/200/content/application\/spdx+json`.
+                    case applicationSpdxJson(OpenAPIRuntime.OpenAPIObjectContainer)
+                    /// The associated value of the enum case if `self` is `.applicationSpdxJson`.
+                    ///
+                    /// - Throws: An error if `self` is not `.applicationSpdxJson`.
+                    /// - SeeAlso: `.applicationSpdxJson`.
+                    package var applicationSpdxJson: OpenAPIRuntime.OpenAPIObjectContainer {
+                        get throws {
+                            switch self {
+                            case let .applicationSpdxJson(body):
+                                return body
+                            default:
+                                try throwUnexpectedResponseBody(
+                                    expectedContent: "application/spdx+json",
+                                    body: self
+                                )
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetSBOM.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetSBOM.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The SBOM document.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/sbom/get(getSBOM)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetSBOM.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetSBOM.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/sbom/get(getSBOM)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/sbom/get(getSBOM)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case applicationVnd_cyclonedxJson
+            case applicationSpdxJson
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/vnd.cyclonedx+json":
+                    self = .applicationVnd_cyclonedxJson
+                case "application/spdx+json":
+                    self = .applicationSpdxJson
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .applicationVnd_cyclonedxJson:
+                    return "application/vnd.cyclonedx+json"
+                case .applicationSpdxJson:
+                    return "application/spdx+json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .applicationVnd_cyclonedxJson,
+                    .applicationSpdxJson,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
 }

@@ -44,6 +44,11 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/images/{digest}/inventory`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/inventory/get(getInventory)`.
     func getInventory(_ input: Operations.GetInventory.Input) async throws -> Operations.GetInventory.Output
+    /// The SBOM of the latest scan of an image digest, CycloneDX 1.6 (with findings as vulnerabilities) or SPDX 2.3.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/images/{digest}/sbom`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/sbom/get(getSBOM)`.
+    func getSBOM(_ input: Operations.GetSBOM.Input) async throws -> Operations.GetSBOM.Output
 }
 
 /// Convenience overloads for operation inputs.
@@ -108,6 +113,21 @@ extension APIProtocol {
     ) async throws -> Operations.GetInventory.Output {
         try await getInventory(Operations.GetInventory.Input(
             path: path,
+            headers: headers
+        ))
+    }
+    /// The SBOM of the latest scan of an image digest, CycloneDX 1.6 (with findings as vulnerabilities) or SPDX 2.3.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/images/{digest}/sbom`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/images/{digest}/sbom/get(getSBOM)`.
+    package func getSBOM(
+        path: Operations.GetSBOM.Input.Path,
+        query: Operations.GetSBOM.Input.Query = .init(),
+        headers: Operations.GetSBOM.Input.Headers = .init()
+    ) async throws -> Operations.GetSBOM.Output {
+        try await getSBOM(Operations.GetSBOM.Input(
+            path: path,
+            query: query,
             headers: headers
         ))
     }
