@@ -57,6 +57,11 @@ struct ImageScanner: Sendable {
                 return .notApplicable(reason: .notAnImage, manifestDigest: image.manifestDigest, inventory: nil,
                                       notes: ["the manifest's config has media type \(image.manifest.config.mediaType); it is not a container image"])
             }
+            // ocicrypt layers (`…+encrypted`, image-spec `layer.md`) cannot be read without the key.
+            if let encrypted = image.manifest.layers.first(where: { $0.mediaType.hasSuffix("+encrypted") }) {
+                return .notApplicable(reason: .unsupportedManifest, manifestDigest: image.manifestDigest, inventory: nil,
+                                      notes: ["layer \(encrypted.digest) is encrypted (\(encrypted.mediaType)); it cannot be analysed"])
+            }
             let config = try await registry.config(endpoint, image: image)
             if config.os.lowercased() == "windows" {
                 return .notApplicable(reason: .windowsImage, manifestDigest: image.manifestDigest, inventory: nil,
