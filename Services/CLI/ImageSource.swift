@@ -15,9 +15,18 @@ struct ImageSource {
     var os: String?
     /// The layer blobs in order, as stored (compressed or not).
     var layers: [Data]
+    /// What the source itself said about the image (missing or inconsistent parts).
+    var notes: [String] = []
 
     /// - Throws: `CLIError` saying what is wrong with the reference or the image.
     static func load(_ reference: String, platform: String, insecure: Bool) async throws -> ImageSource {
+        var reference = reference
+        // A bare path to an existing file or directory is an archive or a layout, never a registry reference.
+        var isDirectory: ObjCBool = false
+        if !reference.contains(":") || reference.hasPrefix("/") || reference.hasPrefix("."),
+           FileManager.default.fileExists(atPath: reference, isDirectory: &isDirectory) {
+            reference = isDirectory.boolValue ? "oci-dir:\(reference)" : try archiveTransport(reference) + reference
+        }
         let parts = platform.split(separator: "/").map(String.init)
         guard parts.count >= 2 else { throw CLIError("--platform must be os/architecture[/variant], for example linux/amd64") }
         if reference.hasPrefix("oci-archive:") {
@@ -41,11 +50,18 @@ struct ImageSource {
     }
 
     private static func openArchive(_ path: String) throws -> OCIArchive {
+        guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("\(path): no such readable file") }
         do {
             return try OCIArchive(try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped))
         } catch {
             throw CLIError("\(path): \(error)")
         }
+    }
+
+    /// `docker-archive:` when the tar has a `manifest.json`, else `oci-archive:`.
+    private static func archiveTransport(_ path: String) throws -> String {
+        let archive = try openArchive(path)
+        return archive.files["manifest.json"] != nil ? "docker-archive:" : "oci-archive:"
     }
 
     /// An OCI image layout (image-spec `image-layout.md`): `index.json` → manifest (or nested index) → layers.
@@ -101,10 +117,13 @@ struct ImageSource {
 
     /// `docker save` output: `manifest.json` lists the config and the layer paths inside the archive.
     private static func fromDockerArchive(path: String, archive: OCIArchive) throws -> ImageSource {
-        guard let manifestBytes = archive.files["manifest.json"],
-              let manifests = try JSONSerialization.jsonObject(with: Data(manifestBytes)) as? [[String: Any]],
+        guard let manifestBytes = archive.files["manifest.json"] else {
+            throw CLIError("\(path): no manifest.json (not a docker-archive)")
+        }
+        guard let manifests = (try? JSONSerialization.jsonObject(with: Data(manifestBytes), options: .fragmentsAllowed))
+                as? [[String: Any]],
               let manifest = manifests.first
-        else { throw CLIError("\(path): no manifest.json (not a docker-archive)") }
+        else { throw CLIError("\(path): manifest.json does not list any image (expected a JSON array of image entries)") }
         let config = (manifest["Config"] as? String).flatMap { archive.files[$0] }
             .flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
         var layers: [Data] = []
@@ -113,7 +132,16 @@ struct ImageSource {
             layers.append(Data(bytes))
         }
         let name = (manifest["RepoTags"] as? [String])?.first ?? path
-        return ImageSource(name: name, digest: nil, os: config?["os"] as? String, layers: layers)
+        var notes: [String] = []
+        let diffIDs = ((config?["rootfs"] as? [String: Any])?["diff_ids"] as? [Any])?.count
+        if let diffIDs, diffIDs != layers.count {
+            // A trimmed or damaged archive: report what the layers present hold, and say it is partial.
+            notes.append("\(path): manifest.json lists \(layers.count) layers but the image config lists \(diffIDs); the inventory is partial")
+        }
+        if manifests.count > 1 {
+            notes.append("\(path) holds \(manifests.count) images; only the first (\(name)) was analysed")
+        }
+        return ImageSource(name: name, digest: nil, os: config?["os"] as? String, layers: layers, notes: notes)
     }
 
     private static func fromRegistry(_ reference: String, platform: Platform, insecure: Bool) async throws -> ImageSource {
@@ -165,7 +193,7 @@ struct ImageSource {
         let reader = LayerReader()
         for layer in layers { filesystem.apply(try reader.read(layer)) }
         var inventory = Cataloger.inventory(of: filesystem)
-        inventory.notes = filesystem.notes + inventory.notes
+        inventory.notes = notes + filesystem.notes + inventory.notes
         return inventory
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import GantryRuntime
 import OpenAPIRuntime
 import ScannerAPI
+import VulnerabilityDB
 
 /// `gantry feeds import-alpine-secdb PATH…`: imports Alpine secdb documents (YAML or JSON files, or
 /// directories of them) into the scanner's knowledge base, the way an offline deployment is fed.
@@ -41,12 +42,36 @@ struct ImportAlpineSecDBCommand: AsyncParsableCommand {
         return files.sorted { $0.path < $1.path }
     }
 
+    /// One file per feed source (`distroversion`/`reponame`): two documents for the same source would
+    /// replace each other on every import. The one with more advisories is kept; the others are reported.
+    static func deduplicated(_ files: [URL]) throws -> [URL] {
+        var chosen: [String: (URL, Int)] = [:]
+        var order: [String] = []
+        for file in files {
+            guard let document = try? AlpineSecDB.parse(try Data(contentsOf: file)) else {
+                order.append(file.path)
+                chosen[file.path] = (file, 0)  // the scanner reports what is wrong with it
+                continue
+            }
+            let source = "\(document.distroVersion)/\(document.repoName)"
+            if let (kept, count) = chosen[source] {
+                let (keep, drop) = document.advisories.count > count ? (file, kept) : (kept, file)
+                FileHandle.standardError.write(Data("note: \(drop.lastPathComponent) is the same feed (\(source)) as \(keep.lastPathComponent), which has more advisories; skipped\n".utf8))
+                chosen[source] = (keep, max(count, document.advisories.count))
+            } else {
+                order.append(source)
+                chosen[source] = (file, document.advisories.count)
+            }
+        }
+        return order.compactMap { chosen[$0]?.0 }
+    }
+
     static func importFiles(paths: [String], connection: ServiceConnection)
         async throws -> [Components.Schemas.FeedImport] {
         let (url, transport, middlewares) = connection.clientParts(.scanner)
         let client = Client(serverURL: url, transport: transport, middlewares: middlewares)
         var results: [Components.Schemas.FeedImport] = []
-        for file in try files(in: paths) {
+        for file in try deduplicated(try files(in: paths)) {
             let data = try Data(contentsOf: file)
             let body = HTTPBody(data)
             let output = try await client.importAlpineSecDB(body: file.pathExtension == "json" ? .binary(body) : .yaml(body))

@@ -28,7 +28,9 @@ struct InventoryCommand: AsyncParsableCommand {
     static func inventory(archive: String, platform: String) throws -> ImageInventory {
         let parts = platform.split(separator: "/").map(String.init)
         guard parts.count == 2 else { throw CLIError("platform must be os/architecture, for example linux/amd64") }
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: archive))
+        let path = archive.hasPrefix("oci-archive:") ? String(archive.dropFirst("oci-archive:".count)) : archive
+        guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("\(path): no such readable file") }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let image: OCIArchive
         do { image = try OCIArchive(bytes) } catch { throw CLIError("\(archive): \(error)") }
         let digests: [Digest]

@@ -27,10 +27,14 @@ struct SBOMCommand: AsyncParsableCommand {
     @Flag(help: "Speak plain HTTP to the registry.")
     var insecure = false
 
+    func validate() throws {
+        if format == .sarif { throw ValidationError("sarif reports findings; use `gantry scan --format sarif`") }
+    }
+
     func run() async throws {
         let source = try await ImageSource.load(image, platform: platform, insecure: insecure)
         let subject = SBOMSubject(name: source.name, digest: source.digest, inventory: try source.inventory())
-        print(try Report.render(subject, format: format == .sarif ? .cycloneDXJSON : format))
+        print(try Report.render(subject, format: format))
     }
 }
 

@@ -34,7 +34,8 @@ actor WebhookReceiver {
             return valid ? .noContent : .unauthorized
         }
         var logger = Logger(label: "gantry-demo-webhook")
-        logger.logLevel = .warning
+        // Its only error is the cancellation at the demo's end, which is expected.
+        logger.logLevel = .critical
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
         try await app.runService(gracefulShutdownSignals: [])
     }

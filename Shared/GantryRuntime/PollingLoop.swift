@@ -10,7 +10,7 @@ public enum PollingLoop {
     public static func run(name: String, readiness: Readiness, interval: Duration, logger: Logger,
                            pass: @escaping @Sendable () async throws -> Bool) async {
         await readiness.waitUntilReady()
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
                     if try await !pass() { try await Task.sleep(for: interval) }
