@@ -4,7 +4,7 @@ import ImageAnalysis
 
 // `gantry-bench ITERATIONS ARCHIVE…`: times Gantry's offline image analysis (read the OCI archive, read every
 // layer through libarchive, merge, identify the OS, catalogue packages) per archive and prints one line each:
-// `<archive> <packages> <median ms> <min ms>`. scripts/bench.sh runs Syft on the same archives and prints ratios.
+// `<archive> <packages> <median ms> <min ms> <peak RSS MiB>`. scripts/bench.sh runs Syft on the same archives and prints ratios.
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let iterations = arguments.first.flatMap({ Int($0) }), iterations > 0, arguments.count > 1 else {
@@ -38,5 +38,9 @@ for path in arguments.dropFirst() {
         continue
     }
     timings.sort()
-    print(String(format: "%@ %d %.2f %.2f", path, packages, timings[timings.count / 2], timings[0]))
+    // Peak resident set size of this process so far (getrusage(2): ru_maxrss in KiB on Linux).
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    print(String(format: "%@ %d %.2f %.2f %.1f", path, packages, timings[timings.count / 2], timings[0],
+                 Double(usage.ru_maxrss) / 1024))
 }

@@ -82,7 +82,9 @@ final class ArchiveStream {
         var entry: OpaquePointer?
         let status = archive_read_next_header(archive, &entry)
         if status == ARCHIVE_EOF { return nil }
-        guard status >= ARCHIVE_WARN, let entry else {
+        // ARCHIVE_RETRY (-10) sorts above ARCHIVE_WARN (-20) but is a failure: libarchive's tar reader
+        // returns it for a header whose checksum is wrong ("Damaged tar archive"), with no usable entry.
+        guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
             if headersRead == 0 { throw .notATar(errorString) }
             throw .corrupt(errorString, entriesRead: headersRead)
         }
