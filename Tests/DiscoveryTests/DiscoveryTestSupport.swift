@@ -83,25 +83,6 @@ struct DiscoveryHarness: Sendable {
     }
 }
 
-extension TestHTTP.Reply {
-    /// The body as a JSON object.
-    func object() throws -> [String: Any] {
-        try #require(try json() as? [String: Any], "not a JSON object: \(text)")
-    }
-}
-
-/// Checks an RFC 9457 problem response: status, media type, and a body repeating the status with a detail.
-/// - Returns: the detail.
-@discardableResult
-func expectProblem(_ reply: TestHTTP.Reply, status: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-    #expect(reply.status == status, "\(reply.text)", sourceLocation: sourceLocation)
-    #expect(reply.header("Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
-    let problem = try reply.object()
-    #expect(problem["status"] as? Int == status, sourceLocation: sourceLocation)
-    let detail = problem["detail"] as? String ?? ""
-    #expect(!detail.isEmpty, "problem without detail: \(reply.text)", sourceLocation: sourceLocation)
-    return detail
-}
 
 /// Parses the service's RFC 3339 timestamps, with or without fractional seconds.
 func timestamp(_ value: Any?) -> Date? {

@@ -150,20 +150,3 @@ struct IngestionHarness: Sendable {
     }
 }
 
-extension TestHTTP.Reply {
-    func object() throws -> [String: Any] {
-        try #require(try json() as? [String: Any], "not a JSON object: \(text)")
-    }
-}
-
-/// Checks an RFC 9457 problem response and returns its detail.
-@discardableResult
-func expectProblem(_ reply: TestHTTP.Reply, status: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-    #expect(reply.status == status, "\(reply.text)", sourceLocation: sourceLocation)
-    #expect(reply.header("Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
-    let problem = try reply.object()
-    #expect(problem["status"] as? Int == status, sourceLocation: sourceLocation)
-    let detail = problem["detail"] as? String ?? ""
-    #expect(!detail.isEmpty, "problem without detail: \(reply.text)", sourceLocation: sourceLocation)
-    return detail
-}
