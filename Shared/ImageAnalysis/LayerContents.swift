@@ -66,7 +66,7 @@ extension LayerContents {
     /// The version of what `LayerReader` keeps from a layer: part of every cache key, so a cached
     /// result is never reused by a reader that keeps more (bump it whenever catalogers or their
     /// files of interest change).
-    public static let analyzerVersion = "gantry-layer-2"
+    public static let analyzerVersion = "gantry-layer-3"
 
     /// A compact binary encoding (binary property list) for caching a layer's analysis.
     public func encoded() throws -> Data {

@@ -24,11 +24,13 @@ enum OSIdentification {
     static let alpineReleasePath = "etc/alpine-release"
     static let debianVersionPath = "etc/debian_version"
     static let redhatReleasePath = "etc/redhat-release"
+    /// CentOS keeps the same line here too; images trimmed to it (and old CentOS 5/6) may have only this one.
+    static let centosReleasePath = "etc/centos-release"
     static let lsbReleasePath = "etc/lsb-release"
 
     /// Every file read.
     static let paths: Set<String> = [osReleasePath, osReleaseFallbackPath, alpineReleasePath, debianVersionPath,
-                                     redhatReleasePath, lsbReleasePath]
+                                     redhatReleasePath, centosReleasePath, lsbReleasePath]
 
     /// The OS of `filesystem`, with its end-of-life flag as of `today` (`YYYY-MM-DD`); nil when no file identifies one.
     static func identify(_ filesystem: MergedFilesystem, today: String = EndOfLife.today(),
@@ -96,9 +98,11 @@ enum OSIdentification {
             notes.append("no os-release file; operating system taken from /\(lsbReleasePath)")
             return os
         }
-        if let line = text(filesystem, redhatReleasePath), let os = redhatRelease(line) {
-            notes.append("no os-release file; operating system taken from /\(redhatReleasePath)")
-            return os
+        for path in [redhatReleasePath, centosReleasePath] {
+            if let line = text(filesystem, path), let os = redhatRelease(line) {
+                notes.append("no os-release file; operating system taken from /\(path)")
+                return os
+            }
         }
         if let debianVersion = text(filesystem, debianVersionPath) {
             let debian = Self.debianVersion(debianVersion)

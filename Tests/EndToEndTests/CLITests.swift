@@ -103,6 +103,54 @@ struct CLITests {
         #expect((inventory?["operatingSystem"] as? [String: Any])?["id"] as? String == "debian")
     }
 
+    @Test("oci-dir input: an unpacked OCI image layout gives the same inventory as its archive")
+    func ociDirectory() throws {
+        let archive = try Corpus.file("images/alpine-3.7.3.oci.tar").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-oci-dir-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let untar = try Self.run("/bin/tar", ["-xf", archive, "-C", directory.path])
+        #expect(untar.0 == 0, "\(untar.2)")
+        let fromDirectory = try Self.run(Self.gantry, ["sbom", "oci-dir:\(directory.path)", "--format", "json"])
+        let fromArchive = try Self.run(Self.gantry, ["sbom", "oci-archive:\(archive)", "--format", "json"])
+        #expect(fromDirectory.0 == 0, "\(fromDirectory.2)")
+        func purls(_ output: String) -> [String] {
+            let inventory = (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["inventory"] as? [String: Any]
+            return (inventory?["packages"] as? [[String: Any]] ?? []).compactMap { $0["purl"] as? String }.sorted()
+        }
+        #expect(purls(fromDirectory.1).count == 13)
+        #expect(purls(fromDirectory.1) == purls(fromArchive.1))
+    }
+
+    @Test("a registry reference: gantry scan pulls from a real registry (plain HTTP) and finds the same vulnerabilities")
+    func registryReference() async throws {
+        let registry = try await TestRegistry.start()
+        defer { registry.stop() }
+        try Skopeo.copy(ociArchive: try Corpus.file("images/alpine-3.7.3.oci.tar"), to: registry.host,
+                        repository: "cli/alpine", tag: "3.7.3")
+        let feeds = try Corpus.file("3-vuln-feeds/alpine").path
+        let (status, output, errors) = try Self.run(Self.gantry, ["scan", "\(registry.host)/cli/alpine:3.7.3", "--insecure",
+                                                                  "--feeds", feeds, "--format", "json"])
+        #expect(status == 0, "\(errors)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        let findings = (report["findings"] as? [[String: Any]] ?? []).compactMap { $0["packageName"] as? String }.sorted()
+        #expect(findings == ["musl", "musl-utils"])
+        #expect((report["digest"] as? String)?.hasPrefix("sha256:") == true)
+        let missing = try Self.run(Self.gantry, ["sbom", "\(registry.host)/cli/nothing:here", "--insecure"])
+        #expect(missing.0 != 0)
+    }
+
+    @Test("CentOS trimmed to /etc/centos-release is identified as CentOS 6")
+    func centosRelease() throws {
+        let archive = try Corpus.file("5-image-tarballs/snyk-docker-archives_skopeo-copy_centos-6.tar").path
+        let (status, output, errors) = try Self.run(Self.gantry, ["sbom", "docker-archive:\(archive)", "--format", "json"])
+        #expect(status == 0, "\(errors)")
+        let os = ((try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["inventory"]
+            as? [String: Any])?["operatingSystem"] as? [String: Any]
+        #expect(os?["id"] as? String == "centos")
+        #expect((os?["versionID"] as? String)?.hasPrefix("6") == true)
+    }
+
     @Test("a layer whose bytes do not match its digest is refused with the digest named")
     func lyingArchive() throws {
         let archive = try Corpus.file("5-image-tarballs/snyk-oci-archives_alpine-3.12.0.tar").path
