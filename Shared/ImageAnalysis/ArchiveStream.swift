@@ -1,3 +1,4 @@
+import Foundation
 import CArchive
 
 /// A read-only libarchive handle over bytes already in memory: any compression filter libarchive
@@ -42,8 +43,26 @@ final class ArchiveStream {
     /// - Throws: `LayerReadError.notATar` for an empty buffer, `.libarchive` if set-up fails.
     init(_ buffer: UnsafeRawBufferPointer, format: Format = .tar) throws(LayerReadError) {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { throw .notATar("the blob is empty") }
+        archive = try Self.makeArchive(format: format)
+        guard archive_read_open_memory(archive, base, buffer.count) == ARCHIVE_OK else {
+            throw .notATar(errorString)
+        }
+    }
+
+    /// Opens the file at `path` for reading in 64 KiB blocks, so memory stays bounded whatever its size
+    /// (a memory map would count every touched page in the process's peak RSS).
+    /// - Throws: `LayerReadError.notATar` for an empty or unreadable file, `.libarchive` if set-up fails.
+    init(path: String, format: Format = .tar) throws(LayerReadError) {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+        guard size > 0 else { throw .notATar("the blob is empty") }
+        archive = try Self.makeArchive(format: format)
+        guard archive_read_open_filename(archive, path, 64 * 1024) == ARCHIVE_OK else {
+            throw .notATar(errorString)
+        }
+    }
+
+    private static func makeArchive(format: Format) throws(LayerReadError) -> OpaquePointer {
         guard let archive = archive_read_new() else { throw .libarchive("archive_read_new returned NULL") }
-        self.archive = archive
         let supported: Bool
         switch format {
         case .tar:
@@ -57,10 +76,12 @@ final class ArchiveStream {
             supported = archive_read_support_filter_gzip(archive) >= ARCHIVE_WARN
                 && archive_read_support_format_raw(archive) == ARCHIVE_OK
         }
-        guard supported else { throw .libarchive(errorString) }
-        guard archive_read_open_memory(archive, base, buffer.count) == ARCHIVE_OK else {
-            throw .notATar(errorString)
+        guard supported else {
+            let message = archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
+            archive_read_free(archive)
+            throw .libarchive(message)
         }
+        return archive
     }
 
     deinit {

@@ -46,8 +46,20 @@ public struct LayerReader: Sendable {
         return try result.get()
     }
 
+    /// Reads one layer from a file (a downloaded blob), streaming it in blocks: memory stays bounded by
+    /// what is kept, whatever the layer's size. Same result and errors as `read(_:)`.
+    public func read(fileAt url: URL) throws(LayerReadError) -> LayerContents {
+        let path = url.path
+        return try read { () throws(LayerReadError) in try ArchiveStream(path: path) }
+    }
+
     private func read(buffer: UnsafeRawBufferPointer) throws(LayerReadError) -> LayerContents {
-        let stream = try ArchiveStream(buffer)
+        try read { () throws(LayerReadError) in try ArchiveStream(buffer) }
+    }
+
+    /// One pass (two when hard links need their targets' bytes) over the archive `open` opens.
+    private func read(_ open: () throws(LayerReadError) -> ArchiveStream) throws(LayerReadError) -> LayerContents {
+        let stream = try open()
         var contents = LayerContents()
         // Hard links of interest whose target bytes are still needed: entry index -> target.
         var unresolvedLinks: [Int: String] = [:]
@@ -117,7 +129,7 @@ public struct LayerReader: Sendable {
         }
         contents.uncompressedBytes = stream.uncompressedBytes
         if !unresolvedLinks.isEmpty {
-            try resolveHardLinks(unresolvedLinks, buffer: buffer, contents: &contents)
+            try resolveHardLinks(unresolvedLinks, open: open, contents: &contents)
         }
         return contents
     }
@@ -190,11 +202,11 @@ public struct LayerReader: Sendable {
     }
 
     /// Second pass over the same bytes for hard-link targets that were not themselves of interest.
-    private func resolveHardLinks(_ links: [Int: String], buffer: UnsafeRawBufferPointer,
+    private func resolveHardLinks(_ links: [Int: String], open: () throws(LayerReadError) -> ArchiveStream,
                                   contents: inout LayerContents) throws(LayerReadError) {
         let wanted = Set(links.values)
         var found: [String: [UInt8]] = [:]
-        let stream = try ArchiveStream(buffer)
+        let stream = try open()
         while let header = try stream.next() {
             guard let rawPath = header.rawPath, case .path(let path) = ArchivePath.normalise(rawPath),
                   wanted.contains(path), header.fileType == ArchiveStream.regularFile, header.hardlinkTarget == nil

@@ -388,7 +388,7 @@ private struct SplitMix: RandomNumberGenerator {
 }
 
 /// The process's resident-set figures from /proc/self/status (Linux).
-private enum ProcessMemory {
+enum ProcessMemory {
     /// Resets the peak (VmHWM) to the current RSS where the kernel allows it (`/proc/self/clear_refs`,
     /// value 5) and returns the peak afterwards, the baseline to measure growth from.
     static func resetPeak() -> Int {

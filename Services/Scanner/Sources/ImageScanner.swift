@@ -70,7 +70,7 @@ struct ImageScanner: Sendable {
             var filesystem = MergedFilesystem()
             var notes: [String] = []
             // Each layer is streamed to a private scratch file while its digest is verified, then read
-            // through libarchive from a read-only memory map: memory stays bounded by what the catalogers
+            // through libarchive from that file in blocks: memory stays bounded by what the catalogers
             // keep, whatever the layer's size, and nothing from the image is ever unpacked or executed.
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-scan-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false,
@@ -87,7 +87,7 @@ struct ImageScanner: Sendable {
                 }
                 let file = scratch.appendingPathComponent(layer.digest.encoded)
                 try await registry.downloadBlob(endpoint, repository: repository, descriptor: layer, to: file)
-                let contents = try layerReader.read(try Data(contentsOf: file, options: .alwaysMapped))
+                let contents = try layerReader.read(fileAt: file)
                 try? FileManager.default.removeItem(at: file)
                 filesystem.apply(contents)
                 try await layerCache.store(contents, for: layer.digest)
