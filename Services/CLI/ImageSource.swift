@@ -193,7 +193,7 @@ struct ImageSource {
         let reader = LayerReader()
         for layer in layers { filesystem.apply(try reader.read(layer)) }
         var inventory = Cataloger.inventory(of: filesystem)
-        inventory.notes = notes + filesystem.notes + inventory.notes
+        inventory.notes = notes + inventory.notes
         return inventory
     }
 }

@@ -43,8 +43,6 @@ struct InventoryCommand: AsyncParsableCommand {
             guard let blob = image.blob(digest) else { throw CLIError("\(archive): blob \(digest) is missing") }
             filesystem.apply(try reader.read(blob))
         }
-        var inventory = Cataloger.inventory(of: filesystem)
-        inventory.notes = filesystem.notes + inventory.notes
-        return inventory
+        return Cataloger.inventory(of: filesystem)
     }
 }

@@ -12,34 +12,39 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
     case sarif
 }
 
+/// The image arguments `gantry scan` and `gantry sbom` share.
+struct ImageOptions: ParsableArguments {
+    @Argument(help: "oci-archive:FILE, docker-archive:FILE, oci-dir:DIR or HOST/REPO[:TAG|@DIGEST].")
+    var image: String
+    @Option(help: "os/architecture[/variant] to take from an image index.")
+    var platform = "linux/amd64"
+    @Flag(help: "Speak plain HTTP to the registry.")
+    var insecure = false
+
+    func load() async throws -> ImageSource {
+        try await ImageSource.load(image, platform: platform, insecure: insecure)
+    }
+}
+
 /// `gantry sbom IMAGE`: the inventory of an image as CycloneDX 1.6 or SPDX 2.3 JSON (or a table / Gantry JSON),
 /// with no service or database.
 struct SBOMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sbom", abstract: "Print the SBOM of an image (oci-archive:, docker-archive:, oci-dir: or a registry reference).")
 
-    @Argument(help: "oci-archive:FILE, docker-archive:FILE, oci-dir:DIR or HOST/REPO[:TAG|@DIGEST].")
-    var image: String
-    @Option(help: "os/architecture[/variant] to take from an image index.")
-    var platform = "linux/amd64"
+    @OptionGroup var source: ImageOptions
     @Option(help: "cyclonedx-json, spdx-json, json or table.")
-    var format: ReportFormat = .cyclonedxJSONDefault
-    @Flag(help: "Speak plain HTTP to the registry.")
-    var insecure = false
+    var format: ReportFormat = .cycloneDXJSON
 
     func validate() throws {
         if format == .sarif { throw ValidationError("sarif reports findings; use `gantry scan --format sarif`") }
     }
 
     func run() async throws {
-        let source = try await ImageSource.load(image, platform: platform, insecure: insecure)
+        let source = try await self.source.load()
         let subject = SBOMSubject(name: source.name, digest: source.digest, inventory: try source.inventory())
         print(try Report.render(subject, format: format))
     }
-}
-
-extension ReportFormat {
-    static let cyclonedxJSONDefault = ReportFormat.cycloneDXJSON
 }
 
 /// `gantry scan IMAGE --feeds PATH`: analyses and matches an image offline against Alpine secdb documents
@@ -48,19 +53,14 @@ struct ScanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan", abstract: "Scan an image offline against local feeds and print the findings.")
 
-    @Argument(help: "oci-archive:FILE, docker-archive:FILE, oci-dir:DIR or HOST/REPO[:TAG|@DIGEST].")
-    var image: String
+    @OptionGroup var source: ImageOptions
     @Option(help: "An Alpine secdb file or a directory of feed files (for example ../shared/corpus/3-vuln-feeds).")
     var feeds: String
-    @Option(help: "os/architecture[/variant] to take from an image index.")
-    var platform = "linux/amd64"
     @Option(help: "table, json, cyclonedx-json, spdx-json or sarif.")
     var format: ReportFormat = .table
-    @Flag(help: "Speak plain HTTP to the registry.")
-    var insecure = false
 
     func run() async throws {
-        let source = try await ImageSource.load(image, platform: platform, insecure: insecure)
+        let source = try await self.source.load()
         let inventory = try source.inventory()
         let (advisories, feedNotes) = try Self.loadAdvisories(feeds)
         var findings: [VulnerabilityFinding] = []

@@ -93,7 +93,8 @@ struct ImageScanner: Sendable {
                 try await layerCache.store(contents, for: layer.digest)
             }
             var inventory = Cataloger.inventory(of: filesystem)
-            inventory.notes = filesystem.notes + notes + inventory.notes
+            // Cataloger.inventory already carries the filesystem notes.
+            inventory.notes = notes + inventory.notes
             if let reason = inventory.notApplicable {
                 return .notApplicable(reason: reason, manifestDigest: image.manifestDigest, inventory: inventory,
                                       notes: inventory.notes)

@@ -107,50 +107,48 @@ struct ScannerAPIImpl: APIProtocol {
     }
 
     func getInventory(_ input: Operations.GetInventory.Input) async throws -> Operations.GetInventory.Output {
-        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
-        let digest = try Validate.digest(input.path.digest, field: "digest")
-        let rows = try await runtime.database.query("""
-            SELECT repository, inventory, scanned_at FROM scanner.inventories
-            WHERE tenant_id = \(tenantID) AND digest = \(digest.description) ORDER BY scanned_at DESC LIMIT 1
-            """, logger: runtime.logger)
-        for try await (repository, json, scannedAt) in rows.decode((String, String, Date).self) {
-            let inventory = try JSONDecoder().decode(ImageInventory.self, from: Data(json.utf8))
-            return .ok(.init(body: .json(.init(
-                digest: digest.description, repository: repository,
-                operatingSystem: inventory.operatingSystem.map { .init(id: $0.id, versionId: $0.versionID, prettyName: $0.prettyName) },
-                notApplicableReason: inventory.notApplicable?.rawValue,
-                packages: inventory.packages.map {
-                    .init(ecosystem: $0.ecosystem, name: $0.name, version: $0.version, sourceName: $0.sourceName,
-                          architecture: $0.architecture, purl: $0.purl, location: $0.location)
-                },
-                notes: inventory.notes, scannedAt: scannedAt))))
-        }
-        throw ProblemError.notFound("no inventory is stored for image \(digest)")
+        let stored = try await latestInventory(tenantID: try Validate.uuid(input.path.tenantId, field: "tenantId"),
+                                               digest: try Validate.digest(input.path.digest, field: "digest"))
+        let inventory = stored.inventory
+        return .ok(.init(body: .json(.init(
+            digest: stored.digest.description, repository: stored.repository,
+            operatingSystem: inventory.operatingSystem.map { .init(id: $0.id, versionId: $0.versionID, prettyName: $0.prettyName) },
+            notApplicableReason: inventory.notApplicable?.rawValue,
+            packages: inventory.packages.map {
+                .init(ecosystem: $0.ecosystem, name: $0.name, version: $0.version, sourceName: $0.sourceName,
+                      architecture: $0.architecture, purl: $0.purl, location: $0.location)
+            },
+            notes: inventory.notes, scannedAt: stored.scannedAt))))
     }
-}
 
-extension ScannerAPIImpl {
     func getSBOM(_ input: Operations.GetSBOM.Input) async throws -> Operations.GetSBOM.Output {
-        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
-        let digest = try Validate.digest(input.path.digest, field: "digest")
+        let stored = try await latestInventory(tenantID: try Validate.uuid(input.path.tenantId, field: "tenantId"),
+                                               digest: try Validate.digest(input.path.digest, field: "digest"))
+        let subject = SBOMSubject(name: stored.repository, digest: stored.digest, inventory: stored.inventory,
+                                  findings: stored.findings)
+        let decoder = JSONDecoder()
+        switch input.query.format ?? .cyclonedxJson {
+        case .cyclonedxJson:
+            let document = try decoder.decode(OpenAPIObjectContainer.self, from: try SBOM.cycloneDX(subject))
+            return .ok(.init(body: .applicationVnd_cyclonedxJson(document)))
+        case .spdxJson:
+            let document = try decoder.decode(OpenAPIObjectContainer.self, from: try SBOM.spdx(subject))
+            return .ok(.init(body: .applicationSpdxJson(document)))
+        }
+    }
+
+    /// The inventory and findings of the latest scan of `digest` for the tenant.
+    /// - Throws: `ProblemError` 404 when none is stored.
+    private func latestInventory(tenantID: UUID, digest: Digest) async throws
+        -> (repository: String, digest: Digest, inventory: ImageInventory, findings: [VulnerabilityFinding], scannedAt: Date) {
         let rows = try await runtime.database.query("""
-            SELECT repository, inventory, findings FROM scanner.inventories
+            SELECT repository, inventory, findings, scanned_at FROM scanner.inventories
             WHERE tenant_id = \(tenantID) AND digest = \(digest.description) ORDER BY scanned_at DESC LIMIT 1
             """, logger: runtime.logger)
-        for try await (repository, inventoryJSON, findingsJSON) in rows.decode((String, String, String).self) {
+        for try await (repository, inventoryJSON, findingsJSON, scannedAt) in rows.decode((String, String, String, Date).self) {
             let decoder = JSONDecoder()
-            let subject = SBOMSubject(
-                name: repository, digest: digest,
-                inventory: try decoder.decode(ImageInventory.self, from: Data(inventoryJSON.utf8)),
-                findings: try decoder.decode([VulnerabilityFinding].self, from: Data(findingsJSON.utf8)))
-            switch input.query.format ?? .cyclonedxJson {
-            case .cyclonedxJson:
-                let document = try decoder.decode(OpenAPIObjectContainer.self, from: try SBOM.cycloneDX(subject))
-                return .ok(.init(body: .applicationVnd_cyclonedxJson(document)))
-            case .spdxJson:
-                let document = try decoder.decode(OpenAPIObjectContainer.self, from: try SBOM.spdx(subject))
-                return .ok(.init(body: .applicationSpdxJson(document)))
-            }
+            return (repository, digest, try decoder.decode(ImageInventory.self, from: Data(inventoryJSON.utf8)),
+                    try decoder.decode([VulnerabilityFinding].self, from: Data(findingsJSON.utf8)), scannedAt)
         }
         throw ProblemError.notFound("no inventory is stored for image \(digest)")
     }
