@@ -61,7 +61,7 @@ var targets: [Target] = [
             path: "Shared/RegistryClient", swiftSettings: gantrySwiftSettings),
     .target(name: "ImageAnalysis", dependencies: ["GantryModel", "CArchive", "CRPM", crypto],
             path: "Shared/ImageAnalysis", swiftSettings: gantrySwiftSettings),
-    .target(name: "VulnerabilityDB", dependencies: ["GantryModel", .product(name: "Yams", package: "Yams")],
+    .target(name: "VulnerabilityDB", dependencies: ["GantryModel", "CArchive", crypto, .product(name: "Yams", package: "Yams")],
             path: "Shared/VulnerabilityDB", swiftSettings: gantrySwiftSettings),
     .target(name: "GantryTesting", dependencies: ["GantryRuntime", "GantryModel", postgresNIO, hummingbird, logging,
                                                   asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle],
@@ -77,6 +77,8 @@ var targets: [Target] = [
         path: "Services/CLI", swiftSettings: gantrySwiftSettings),
     .executableTarget(name: "gantry-bench", dependencies: ["GantryModel", "ImageAnalysis"],
                       path: "Benchmarks/GantryBench", swiftSettings: gantrySwiftSettings),
+    .executableTarget(name: "gantry-kb-bench", dependencies: ["GantryModel", "VulnerabilityDB"],
+                      path: "Benchmarks/KnowledgeBaseBench", swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryModelTests", dependencies: ["GantryModel"], swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryRuntimeTests", dependencies: ["GantryRuntime", "GantryTesting", "GantryModel", hummingbird, hummingbirdTesting,
                                                        postgresNIO, asyncHTTPClient, logging, nioCore, nioHTTP1, serviceLifecycle,
@@ -130,7 +132,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: services.map { .executable(name: $0.executable, targets: [$0.executable]) }
         + [.executable(name: "gantry", targets: ["gantry"]),
-           .executable(name: "gantry-bench", targets: ["gantry-bench"])],
+           .executable(name: "gantry-bench", targets: ["gantry-bench"]),
+           .executable(name: "gantry-kb-bench", targets: ["gantry-kb-bench"])],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),

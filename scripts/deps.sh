@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PACKAGES=(
     libpq-dev libcurl4-openssl-dev libssl-dev libarchive-dev librpm-dev rpm libsqlite3-dev pkg-config
     postgresql docker-registry skopeo docker-compose apache2-utils curl ca-certificates python3
+    python3-rpm nodejs node-semver libdpkg-perl
 )
 
 missing=()
@@ -45,6 +46,14 @@ if ! python3 -c 'import cyclonedx.validation.json, jsonschema, spdx_tools' >/dev
     log "installing the SBOM validators used by the tests (PyPI: cyclonedx-python-lib, spdx-tools)"
     python3 -m pip install --quiet --disable-pip-version-check "cyclonedx-python-lib[json-validation]" spdx-tools \
         || die "pip install of cyclonedx-python-lib and spdx-tools failed"
+fi
+
+# Version-comparison and CVSS oracles from PyPI: Python's packaging (PEP 440), univers (Maven,
+# NuGet, RubyGems, Go, SemVer) and cvss (FIRST CVSS v3.x / v4.0 scores).
+if ! python3 -c 'import packaging.version, univers.versions, cvss' >/dev/null 2>&1; then
+    log "installing the version and CVSS oracles used by the tests (PyPI: packaging, univers, cvss)"
+    python3 -m pip install --quiet --disable-pip-version-check packaging univers cvss \
+        || die "pip install of packaging, univers and cvss failed"
 fi
 
 # Test oracle from PyPI: Syft, the peer whose inventories the Syft parity test compares Gantry's with.

@@ -14,5 +14,6 @@ struct GantryCommand: AsyncParsableCommand {
 struct FeedsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feeds", abstract: "Manage the vulnerability knowledge base.",
-        subcommands: [ImportAlpineSecDBCommand.self])
+        subcommands: [FeedsKeygenCommand.self, FeedsBundleCommand.self, FeedsImportCommand.self, FeedsExportCommand.self,
+                      FeedsListCommand.self, ImportAlpineSecDBCommand.self])
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import enum Crypto.Curve25519
 import Foundation
 import GantryModel
 import ImageAnalysis
@@ -47,64 +48,72 @@ struct SBOMCommand: AsyncParsableCommand {
     }
 }
 
-/// `gantry scan IMAGE --feeds PATH`: analyses and matches an image offline against Alpine secdb documents
-/// (a file or a directory of them), with the scanner's own code.
+/// `gantry scan IMAGE --feeds PATH`: analyses and matches an image offline, with the scanner's own code,
+/// against a signed feed bundle or a file or directory of feed files (formats recognised from content).
 struct ScanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan", abstract: "Scan an image offline against local feeds and print the findings.")
 
     @OptionGroup var source: ImageOptions
-    @Option(help: "An Alpine secdb file or a directory of feed files (for example ../shared/corpus/3-vuln-feeds).")
+    @Option(help: "A feed bundle (gantry feeds bundle), a feed file, or a directory of feed files (for example ../shared/corpus/3-vuln-feeds).")
     var feeds: String
+    @Option(help: "Base64 Ed25519 public key that must have signed a bundle (default: GANTRY_FEEDS_PUBLIC_KEY).")
+    var publicKey: String?
     @Option(help: "table, json, cyclonedx-json, spdx-json or sarif.")
     var format: ReportFormat = .table
 
     func run() async throws {
         let source = try await self.source.load()
         let inventory = try source.inventory()
-        let (advisories, feedNotes) = try Self.loadAdvisories(feeds)
+        let (store, feedNotes) = try FeedOptions.loadStore(feeds, publicKey: publicKey)
         var findings: [VulnerabilityFinding] = []
         var notes = feedNotes
         if inventory.notApplicable == nil {
-            guard let namespace = Matcher.namespace(for: inventory.operatingSystem),
-                  advisories.contains(where: { $0.namespace == namespace }) else {
-                let os = inventory.operatingSystem.map { "\($0.id) \($0.versionID ?? "")" } ?? "an unidentified OS"
-                notes.append("no vulnerability data in \(feeds) covers \(os); nothing was matched")
-                print(try Report.render(SBOMSubject(name: source.name, digest: source.digest, inventory: inventory),
-                                        format: format, notes: notes))
-                return
-            }
-            let result = Matcher.match(inventory, advisories: advisories.filter { $0.namespace == namespace })
+            let result = try await Matcher.match(inventory, store: store)
             findings = result.findings
             notes += result.notes
+            if result.namespaces.isEmpty {
+                notes.append("no vulnerability data in \(feeds) covers this image; nothing was matched")
+            }
         }
         print(try Report.render(SBOMSubject(name: source.name, digest: source.digest, inventory: inventory, findings: findings),
                                 format: format, notes: notes))
     }
+}
 
-    /// Alpine secdb documents from a file or (recursively) a directory; other files are listed and skipped.
-    static func loadAdvisories(_ path: String) throws -> ([Advisory], [String]) {
-        let root = URL(fileURLWithPath: path)
+/// Loading a local knowledge base for offline commands.
+enum FeedOptions {
+    /// The trusted key from `--public-key` or `GANTRY_FEEDS_PUBLIC_KEY`; nil when neither is set.
+    static func trustedKey(_ option: String?) throws -> Curve25519.Signing.PublicKey? {
+        guard let text = option ?? ProcessInfo.processInfo.environment["GANTRY_FEEDS_PUBLIC_KEY"], !text.isEmpty else { return nil }
+        guard let raw = Data(base64Encoded: text), raw.count == 32,
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+            throw CLIError("the feed public key must be the base64 of a raw 32-byte Ed25519 public key")
+        }
+        return key
+    }
+
+    /// An in-memory knowledge base from a bundle (verified with the trusted key) or from feed files.
+    static func loadStore(_ path: String, publicKey: String?) throws -> (InMemoryVulnerabilityStore, [String]) {
+        let url = URL(fileURLWithPath: path)
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory) else {
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw CLIError("\(path) does not exist")
         }
-        var files: [URL] = [root]
-        if isDirectory.boolValue {
-            files = (FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? [])
-                .filter { ["yaml", "yml", "json"].contains($0.pathExtension) }
-                .sorted { $0.path < $1.path }
-        }
-        var advisories: [Advisory] = []
-        var skipped = 0
-        for file in files {
-            guard let data = try? Data(contentsOf: file), let document = try? AlpineSecDB.parse(data) else {
-                skipped += 1
-                continue
+        if !isDirectory.boolValue, FeedBundle.looksLikeBundle(at: url) {
+            guard let key = try trustedKey(publicKey) else {
+                throw CLIError("\(path) is a feed bundle; give the key that signed it with --public-key or GANTRY_FEEDS_PUBLIC_KEY")
             }
-            advisories += document.advisories
+            let bundle = try FeedBundle.read(at: url, trustedKey: key)
+            return (InMemoryVulnerabilityStore(documents: bundle.documents),
+                    ["feeds: bundle of \(bundle.documents.count) documents signed by \(bundle.manifest.keyID), created \(bundle.manifest.created.formatted(.iso8601))"])
         }
-        return (advisories, skipped > 0 ? ["\(skipped) feed files under \(path) are not Alpine secdb documents and were skipped"] : [])
+        let result = try FeedLoader.load(url)
+        var notes: [String] = []
+        if !result.skipped.isEmpty {
+            notes.append("feeds: \(result.skipped.count) files under \(path) are not feeds Gantry reads and were skipped")
+        }
+        return (InMemoryVulnerabilityStore(documents: result.documents), notes)
     }
 }
 

@@ -91,7 +91,7 @@ public struct ImageInventory: Hashable, Sendable, Codable {
 
 /// A vulnerability that affects one installed package.
 public struct VulnerabilityFinding: Hashable, Sendable, Codable {
-    /// The advisory's identifier (for the Alpine secdb, the CVE it lists).
+    /// The advisory's identifier as its feed gives it (`CVE-2019-14697`, `PYSEC-2019-1`, `DSA-5000-1`).
     public var vulnerabilityID: String
     /// CVE aliases (may equal `vulnerabilityID`).
     public var cves: [String]
@@ -103,12 +103,46 @@ public struct VulnerabilityFinding: Hashable, Sendable, Codable {
     public var severity: Severity
     /// The feed the advisory came from, for example `alpine-secdb:v3.7/main`.
     public var source: String
+    /// The publisher's fix state: `fixed`, `unfixed`, `wontFix`, `deferred`, `endOfLife`; nil in
+    /// reports stored before fix states existed (read as `fixed` when `fixedVersion` is set).
+    public var fixState: String?
+    /// The publisher's statement behind the state (Debian `no-dsa` note, Red Hat remediation text).
+    public var statement: String?
+    /// Where the package was matched: `alpine:v3.7`, `debian:12`, `pypi`, …
+    public var namespace: String?
+    /// The installed package's ecosystem (`apk`, `dpkg`, `pypi`, …) and purl.
+    public var ecosystem: String?
+    public var purl: String?
+    /// Other identifiers of the vulnerability (GHSA, PYSEC, DSA …), CVEs included.
+    public var aliases: [String]?
+    /// One-line summary, where a feed gives one.
+    public var title: String?
+    public var description: String?
+    /// The highest CVSS v3.x base score and its vector among the ratings; nil when none.
+    public var cvssV3Score: Double?
+    public var cvssV3Vector: String?
+    /// The CVSS v4.0 base score and its vector; nil when none.
+    public var cvssV4Score: Double?
+    public var cvssV4Vector: String?
+    /// Which source's rating `severity` came from (`debian`, `nvd`, `ghsa`, …).
+    public var severitySource: String?
+    /// True when a CVE of this finding is in CISA's Known Exploited Vulnerabilities catalogue.
+    public var knownExploited: Bool?
+    /// The highest FIRST EPSS probability (0–1) and its percentile among the finding's CVEs.
+    public var epss: Double?
+    public var epssPercentile: Double?
+    /// Advisory links.
+    public var links: [String]?
+    /// First publication, ISO 8601, where known.
+    public var published: String?
 
     /// True when a fixed version exists (the seed's "patchable").
     public var patchable: Bool { fixedVersion != nil }
 
     public init(vulnerabilityID: String, cves: [String], packageName: String, sourceName: String?,
-                installedVersion: String, fixedVersion: String?, severity: Severity, source: String) {
+                installedVersion: String, fixedVersion: String?, severity: Severity, source: String,
+                fixState: String? = nil, statement: String? = nil, namespace: String? = nil, ecosystem: String? = nil,
+                purl: String? = nil) {
         self.vulnerabilityID = vulnerabilityID
         self.cves = cves
         self.packageName = packageName
@@ -117,5 +151,10 @@ public struct VulnerabilityFinding: Hashable, Sendable, Codable {
         self.fixedVersion = fixedVersion
         self.severity = severity
         self.source = source
+        self.fixState = fixState
+        self.statement = statement
+        self.namespace = namespace
+        self.ecosystem = ecosystem
+        self.purl = purl
     }
 }

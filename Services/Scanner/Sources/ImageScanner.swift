@@ -99,19 +99,16 @@ struct ImageScanner: Sendable {
                 return .notApplicable(reason: reason, manifestDigest: image.manifestDigest, inventory: inventory,
                                       notes: inventory.notes)
             }
-            guard let namespace = Matcher.namespace(for: inventory.operatingSystem),
-                  try await knowledgeBase.hasData(namespace: namespace) else {
+            let result = try await Matcher.match(inventory, store: knowledgeBase)
+            inventory.notes += result.notes
+            guard !result.namespaces.isEmpty else {
                 let os = inventory.operatingSystem.map { "\($0.id) \($0.versionID ?? "")" } ?? "an unidentified OS"
                 return .notApplicable(reason: .unsupportedOperatingSystem, manifestDigest: image.manifestDigest,
                                       inventory: inventory,
-                                      notes: inventory.notes + ["no vulnerability data covers \(os); Gantry does not guess from another release"])
+                                      notes: inventory.notes + ["no vulnerability data covers \(os) or the image's language packages; Gantry does not guess from another release"])
             }
-            let names = Set(inventory.packages.map { $0.sourceName ?? $0.name })
-            let advisories = try await knowledgeBase.advisories(namespace: namespace, packageNames: Array(names))
-            let result = Matcher.match(inventory, advisories: advisories)
-            inventory.notes += result.notes
             return .assessed(manifestDigest: image.manifestDigest, inventory: inventory, findings: result.findings,
-                             namespace: namespace)
+                             namespace: result.namespace ?? result.namespaces.joined(separator: ","))
         } catch let failure as ScanFailure {
             throw failure
         } catch let error as RegistryError {

@@ -181,7 +181,13 @@ struct ScanWorker: Service {
         .init(vulnerabilityId: finding.vulnerabilityID, cves: finding.cves, packageName: finding.packageName,
               sourceName: finding.sourceName, installedVersion: finding.installedVersion, fixedVersion: finding.fixedVersion,
               severity: .init(rawValue: finding.severity.rawValue) ?? .unknown, patchable: finding.patchable,
-              source: finding.source)
+              source: finding.source, fixState: finding.fixState.flatMap { .init(rawValue: $0) },
+              statement: finding.statement, namespace: finding.namespace, ecosystem: finding.ecosystem, purl: finding.purl,
+              aliases: finding.aliases, title: finding.title, description: finding.description,
+              cvssV3Score: finding.cvssV3Score, cvssV3Vector: finding.cvssV3Vector, cvssV4Score: finding.cvssV4Score,
+              cvssV4Vector: finding.cvssV4Vector, severitySource: finding.severitySource,
+              knownExploited: finding.knownExploited, epss: finding.epss, epssPercentile: finding.epssPercentile,
+              links: finding.links, published: finding.published)
     }
 }
 

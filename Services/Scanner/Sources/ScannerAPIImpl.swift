@@ -1,4 +1,6 @@
+import enum Crypto.Curve25519
 import Foundation
+import HTTPTypes
 import GantryModel
 import GantryRuntime
 import ImageAnalysis
@@ -14,6 +16,9 @@ struct ScannerAPIImpl: APIProtocol {
     let knowledgeBase: PostgresKnowledgeBase
     /// Per-job deadline (ARCHITECTURE.md: jobs have a deadline); `GANTRY_SCAN_DEADLINE_SECONDS`, default 2400.
     let deadlineSeconds: Int
+    /// The only key whose feed bundles are imported (`GANTRY_FEEDS_PUBLIC_KEY`, base64 of the raw 32-byte
+    /// Ed25519 public key); nil when none is configured, and then bundles are refused.
+    let feedsPublicKey: Curve25519.Signing.PublicKey?
 
     func requestScan(_ input: Operations.RequestScan.Input) async throws -> Operations.RequestScan.Output {
         guard case .json(let request) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
@@ -70,16 +75,92 @@ struct ScannerAPIImpl: APIProtocol {
         } catch {
             throw ProblemError.badRequest("the Alpine secdb document is not valid: \(error)")
         }
-        let result = try await knowledgeBase.importAlpineSecDB(document)
-        return .ok(.init(body: .json(.init(source: result.source, namespace: result.namespace, advisories: result.advisories,
-                                           changed: result.changed, fingerprint: result.fingerprint))))
+        let result = try await knowledgeBase.importDocument(document.feedDocument)
+        return .ok(.init(body: .json(Self.feedImport(result))))
+    }
+
+    static func feedImport(_ result: FeedImportResult) -> Components.Schemas.FeedImport {
+        .init(source: result.source, kind: result.kind.rawValue, namespace: result.namespaces.joined(separator: ","),
+              advisories: result.affected, vulnerabilities: result.vulnerabilities, changed: result.changed,
+              fingerprint: result.fingerprint, operation: result.operation, added: result.added, removed: result.removed)
+    }
+
+    func importFeedBundle(_ input: Operations.ImportFeedBundle.Input) async throws -> Operations.ImportFeedBundle.Output {
+        guard let trustedKey = feedsPublicKey else {
+            throw ProblemError(.unprocessableContent,
+                               "no trusted feed-signing key is configured (GANTRY_FEEDS_PUBLIC_KEY); bundles cannot be verified")
+        }
+        guard case .binary(let body) = input.body else { throw ProblemError.badRequest("expected an application/octet-stream body") }
+        // The bundle goes to a private scratch file: it is read (and verified) from there by libarchive.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-bundle-\(UUID().uuidString).tar.gz")
+        defer { try? FileManager.default.removeItem(at: file) }
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = try? FileHandle(forWritingTo: file) else {
+            throw ProblemError.internal("could not create a scratch file for the bundle")
+        }
+        var written = 0
+        let limit = FeedBundle.maxTotalBytes
+        do {
+            for try await chunk in body {
+                written += chunk.count
+                guard written <= limit else { throw ProblemError.tooLarge("the bundle exceeds \(limit) bytes") }
+                try handle.write(contentsOf: chunk)
+            }
+            try handle.close()
+        } catch let problem as ProblemError {
+            try? handle.close()
+            throw problem
+        }
+        let documents: [FeedDocument]
+        do {
+            documents = try FeedBundle.read(at: file, trustedKey: trustedKey).documents
+        } catch {
+            throw ProblemError(.unprocessableContent, "\(error)")
+        }
+        var items: [Components.Schemas.FeedImport] = []
+        for document in documents {
+            items.append(Self.feedImport(try await knowledgeBase.importDocument(document)))
+        }
+        return .ok(.init(body: .json(.init(items: items))))
+    }
+
+    func exportFeeds(_ input: Operations.ExportFeeds.Input) async throws -> Operations.ExportFeeds.Output {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .iso8601
+        var lines = Data()
+        for document in try await knowledgeBase.exportDocuments() {
+            lines.append(try encoder.encode(document))
+            lines.append(0x0A)
+        }
+        return .ok(.init(body: .binary(HTTPBody(lines))))
+    }
+
+    func listFeedOperations(_ input: Operations.ListFeedOperations.Input) async throws -> Operations.ListFeedOperations.Output {
+        let operations = try await knowledgeBase.operations()
+        return .ok(.init(body: .json(.init(items: operations.map {
+            .init(id: $0.id, source: $0.source, kind: $0.kind, fingerprint: $0.fingerprint, added: $0.added,
+                  removed: $0.removed, finishedAt: $0.finishedAt)
+        }))))
+    }
+
+    func listFeedChanges(_ input: Operations.ListFeedChanges.Input) async throws -> Operations.ListFeedChanges.Output {
+        if let upTo = input.query.upTo, upTo < input.query.after {
+            throw ProblemError.badRequest("upTo (\(upTo)) is below after (\(input.query.after))")
+        }
+        let changes = try await knowledgeBase.changes(after: input.query.after, upTo: input.query.upTo)
+        return .ok(.init(body: .json(.init(items: changes.map {
+            .init(operation: $0.operation, change: .init(rawValue: $0.change) ?? .added, namespace: $0.namespace,
+                  packageName: $0.packageName, vulnerabilityId: $0.vulnerabilityID)
+        }))))
     }
 
     func listFeeds(_ input: Operations.ListFeeds.Input) async throws -> Operations.ListFeeds.Output {
         let feeds = try await knowledgeBase.feeds()
         return .ok(.init(body: .json(.init(items: feeds.map {
-            .init(source: $0.source, namespace: $0.namespace, advisories: $0.advisories, importedAt: $0.importedAt,
-                  fingerprint: $0.fingerprint)
+            .init(source: $0.source, kind: $0.kind, namespaces: $0.namespaces, vulnerabilities: $0.vulnerabilities,
+                  affected: $0.affected, kev: $0.kev, epss: $0.epss, importedAt: $0.importedAt, fingerprint: $0.fingerprint,
+                  operation: $0.operation)
         }))))
     }
 

@@ -5,17 +5,35 @@ package let openAPIDocument = #"""
 openapi: 3.1.0
 info:
   title: Gantry Billing
-  version: 0.1.0
+  version: 0.2.0
   description: |
-    Each scanned image digest is charged once per subscription; rescans are free.
+    Metering, prices, usage and invoices.
+
+    - The first successful scan (outcome `assessed`) of an image digest in a subscription whose plan is enabled,
+      started by `push`, `import` or `manual`, is one billable unit. Rescans, re-evaluations, repeats of a charged
+      digest, failed and not-applicable scans and scans under a disabled plan cost nothing. A unique key on
+      (subscription, digest) and an inbox of message IDs make this exactly once under retries and concurrency.
+    - Prices are effective-dated per cloud: the price of a charge is the one in force at the scan's time
+      (`scannedAt`); before the first price row the cloud profile's built-in price applies. A price can only be
+      added for the future, so a late-delivered scan is priced exactly as a punctual one.
+    - Each subscription has a free trial (`GANTRY_BILLING_TRIAL_DAYS`, 30 days by default; configurable per
+      subscription) that starts at the scan time of the first usage billing records for it and never moves.
+      Charges inside the trial are recorded at 0 with their list price.
+    - Usage and invoices are in UTC days and months, by scan time.
+
     Errors are RFC 9457 `application/problem+json`. Routes under `/internal` take service tokens only.
+    NOTE: the `/v1/tenants/...` routes are for the tenant's Owners and `/v1/prices` for the deployment's
+    operators; user authentication does not exist yet, so they are not yet restricted.
 servers:
   - url: http://127.0.0.1:8085
 paths:
   /internal/v1/usage:
     post:
       operationId: recordScan
-      summary: Record a successful scan; the first for a (subscription, digest) is the billable unit.
+      summary: Record a scan; the first billable scan of a (subscription, digest) is charged.
+      description: |
+        Idempotent per `messageId`: a redelivered message has no second effect and answers the original receipt
+        with `redelivered: true`.
       requestBody:
         required: true
         content:
@@ -23,24 +41,91 @@ paths:
             schema: { $ref: '#/components/schemas/ScanUsage' }
       responses:
         '200':
-          description: Whether this scan was charged.
+          description: Whether this scan was charged, and why not.
           content:
             application/json:
               schema: { $ref: '#/components/schemas/UsageReceipt' }
         '400': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+  /v1/prices:
+    get:
+      operationId: listPrices
+      summary: The price list of this deployment's cloud, oldest first, and the price in force now.
+      responses:
+        '200':
+          description: The price list.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/PriceList' }
+    post:
+      operationId: addPrice
+      summary: Add a price that takes effect at `effectiveFrom` (not in the past), in the cloud's currency.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/NewPrice' }
+      responses:
+        '201':
+          description: The price added.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Price' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial:
+    parameters:
+      - $ref: '#/components/parameters/TenantID'
+      - $ref: '#/components/parameters/SubscriptionID'
+    get:
+      operationId: getTrial
+      summary: The subscription's free trial (the default before it is configured or used).
+      responses:
+        '200':
+          description: The trial.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Trial' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+    put:
+      operationId: setTrial
+      summary: Set the length of the subscription's free trial; applies to charges recorded from now on.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/TrialSettings' }
+      responses:
+        '200':
+          description: The trial.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Trial' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage:
+    parameters:
+      - $ref: '#/components/parameters/TenantID'
+      - $ref: '#/components/parameters/SubscriptionID'
     get:
       operationId: getUsage
-      summary: Billable images of a subscription and the amount due.
+      summary: Scans, billable images and the amount of a subscription, per registry and UTC day or month.
       parameters:
-        - name: tenantId
-          in: path
-          required: true
-          schema: { type: string, format: uuid }
-        - name: subscriptionId
-          in: path
-          required: true
-          schema: { type: string, format: uuid }
+        - name: from
+          in: query
+          required: false
+          description: First UTC day included (YYYY-MM-DD); all usage when absent.
+          schema: { type: string }
+        - name: to
+          in: query
+          required: false
+          description: Last UTC day included (YYYY-MM-DD); all usage when absent.
+          schema: { type: string }
+        - name: granularity
+          in: query
+          required: false
+          schema: { type: string, enum: [day, month], default: month }
       responses:
         '200':
           description: Usage.
@@ -48,7 +133,47 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/Usage' }
         '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}:
+    parameters:
+      - $ref: '#/components/parameters/TenantID'
+      - $ref: '#/components/parameters/SubscriptionID'
+      - name: month
+        in: path
+        required: true
+        description: The UTC calendar month, YYYY-MM.
+        schema: { type: string }
+    get:
+      operationId: getInvoice
+      summary: The invoice document of a month, with line items per registry, in JSON or CSV (RFC 4180).
+      parameters:
+        - name: format
+          in: query
+          required: false
+          schema: { type: string, enum: [json, csv], default: json }
+      responses:
+        '200':
+          description: |
+            The invoice. CSV columns: month, tenant_id, subscription_id, registry_id, registry_host, description,
+            quantity, unit_price, list_price, amount, currency; one row per line item, CRLF line ends; the total
+            is the sum of `amount`.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Invoice' }
+            text/csv:
+              schema: { type: string }
+        '400': { $ref: '#/components/responses/Problem' }
 components:
+  parameters:
+    TenantID:
+      name: tenantId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    SubscriptionID:
+      name: subscriptionId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
   responses:
     Problem:
       description: An RFC 9457 problem.
@@ -72,36 +197,154 @@ components:
         tenantId: { type: string, format: uuid }
         subscriptionId: { type: string, format: uuid }
         registryId: { type: string, format: uuid }
+        registryHost: { type: string, description: 'the registry login server, for invoices' }
         digest: { type: string }
         scanId: { type: string, format: uuid }
-        trigger: { type: string, enum: [push, import, rescan, manual] }
+        trigger:
+          type: string
+          enum: [push, import, rescan, manual, reevaluation]
+          description: '`rescan` (weekly) and `reevaluation` (after a feed update) are never billed.'
+        scannedAt:
+          type: string
+          format: date-time
+          description: When the scan finished; prices and the trial are judged at this instant. Time of receipt when absent; at most 5 minutes ahead of billing's clock.
+        outcome:
+          type: string
+          enum: [assessed, notApplicable, failed]
+          description: Only `assessed` is billable; `assessed` when absent.
+        planEnabled:
+          type: boolean
+          description: Whether the subscription's plan was enabled at scan time; only then is the scan billable. True when absent.
     UsageReceipt:
       type: object
-      required: [charged]
+      required: [charged, disposition, redelivered]
       properties:
-        charged: { type: boolean }
+        charged: { type: boolean, description: 'true when this scan is the charge of its (subscription, digest)' }
         chargeId: { type: string, format: uuid }
+        disposition: { $ref: '#/components/schemas/Disposition' }
+        unitPrice: { type: string, description: 'decimal, in currency units; 0 inside the trial' }
+        listPrice: { type: string, description: 'decimal, in currency units: the price in force at scan time' }
+        currency: { type: string }
+        redelivered: { type: boolean, description: 'true when the message was processed before; nothing changed' }
+    Disposition:
+      type: string
+      description: What billing did with a scan.
+      enum: [charged, trial, alreadyCharged, freeTrigger, notAssessed, planDisabled]
     Charge:
       type: object
-      required: [chargeId, registryId, digest, scanId, chargedAt, unitPrice, currency]
+      required: [chargeId, registryId, digest, scanId, scannedAt, chargedAt, unitPrice, listPrice, inTrial, currency]
       properties:
         chargeId: { type: string, format: uuid }
         registryId: { type: string, format: uuid }
+        registryHost: { type: string }
         digest: { type: string }
         scanId: { type: string, format: uuid }
-        chargedAt: { type: string, format: date-time }
-        unitPrice: { type: string, description: 'decimal, in currency units' }
+        scannedAt: { type: string, format: date-time }
+        chargedAt: { type: string, format: date-time, description: 'when billing recorded it' }
+        unitPrice: { type: string, description: 'decimal, in currency units: the amount charged' }
+        listPrice: { type: string, description: 'decimal, in currency units: the price in force at scan time' }
+        inTrial: { type: boolean }
         currency: { type: string }
+    UsagePeriod:
+      type: object
+      required: [period, registryId, scans, billableImages, trialImages, amount]
+      properties:
+        period: { type: string, description: 'YYYY-MM-DD or YYYY-MM (UTC)' }
+        registryId: { type: string, format: uuid }
+        registryHost: { type: string }
+        scans: { type: integer, description: 'scans reported, billable or not' }
+        billableImages: { type: integer, description: 'digests charged, trial included' }
+        trialImages: { type: integer, description: 'of which inside the free trial (at 0)' }
+        amount: { type: string, description: 'decimal, in currency units' }
     Usage:
       type: object
-      required: [subscriptionId, billableImages, amount, currency, charges]
+      required: [subscriptionId, granularity, scans, billableImages, trialImages, amount, currency, periods, charges]
       properties:
         subscriptionId: { type: string, format: uuid }
+        from: { type: string, description: 'YYYY-MM-DD, when given' }
+        to: { type: string, description: 'YYYY-MM-DD, when given' }
+        granularity: { type: string, enum: [day, month] }
+        scans: { type: integer }
         billableImages: { type: integer }
+        trialImages: { type: integer }
         amount: { type: string, description: 'decimal, in currency units' }
         currency: { type: string }
+        periods:
+          type: array
+          description: One entry per period and registry with usage, oldest first.
+          items: { $ref: '#/components/schemas/UsagePeriod' }
         charges:
           type: array
+          description: The charges in the range, by scan time.
           items: { $ref: '#/components/schemas/Charge' }
+    InvoiceLine:
+      type: object
+      required: [registryId, description, quantity, unitPrice, listPrice, inTrial, amount]
+      properties:
+        registryId: { type: string, format: uuid }
+        registryHost: { type: string }
+        description: { type: string }
+        quantity: { type: integer, description: 'billable images' }
+        unitPrice: { type: string, description: 'decimal, in currency units' }
+        listPrice: { type: string, description: 'decimal, in currency units' }
+        inTrial: { type: boolean }
+        amount: { type: string, description: 'quantity × unitPrice, decimal, in currency units' }
+    Invoice:
+      type: object
+      required: [tenantId, subscriptionId, month, periodStart, periodEnd, status, currency, generatedAt, billableImages, total, lines]
+      properties:
+        tenantId: { type: string, format: uuid }
+        subscriptionId: { type: string, format: uuid }
+        month: { type: string, description: 'YYYY-MM' }
+        periodStart: { type: string, format: date-time }
+        periodEnd: { type: string, format: date-time, description: 'exclusive' }
+        status: { type: string, enum: [open, closed], description: '`open` until the month has ended' }
+        currency: { type: string }
+        generatedAt: { type: string, format: date-time }
+        billableImages: { type: integer }
+        total: { type: string, description: 'decimal, in currency units' }
+        lines:
+          type: array
+          items: { $ref: '#/components/schemas/InvoiceLine' }
+    Price:
+      type: object
+      required: [unitPrice, currency]
+      properties:
+        unitPrice: { type: string, description: 'decimal, in currency units, per billable image' }
+        currency: { type: string, description: 'ISO 4217' }
+        effectiveFrom: { type: string, format: date-time, description: 'absent for the cloud profile''s built-in price' }
+        createdAt: { type: string, format: date-time }
+    NewPrice:
+      type: object
+      required: [unitPrice, currency, effectiveFrom]
+      properties:
+        unitPrice: { type: string, description: 'decimal with at most 8 integer and 4 fraction digits, e.g. "0.35"' }
+        currency: { type: string, description: 'ISO 4217; must be the cloud profile''s currency' }
+        effectiveFrom: { type: string, format: date-time }
+    PriceList:
+      type: object
+      required: [cloud, currency, current, prices]
+      properties:
+        cloud: { type: string }
+        currency: { type: string }
+        current: { $ref: '#/components/schemas/Price' }
+        prices:
+          type: array
+          description: The built-in price first, then every effective-dated price, oldest first.
+          items: { $ref: '#/components/schemas/Price' }
+    TrialSettings:
+      type: object
+      required: [days]
+      properties:
+        days: { type: integer, minimum: 0, maximum: 3650, description: '0 means no trial' }
+    Trial:
+      type: object
+      required: [subscriptionId, days, active]
+      properties:
+        subscriptionId: { type: string, format: uuid }
+        days: { type: integer }
+        startsAt: { type: string, format: date-time, description: 'scan time of the first usage; absent before it' }
+        endsAt: { type: string, format: date-time, description: 'exclusive' }
+        active: { type: boolean, description: 'whether a scan now would be free' }
 
 """#

@@ -69,19 +69,48 @@ extension Components {
             package var subscriptionId: Swift.String
             /// - Remark: Generated from `#/components/schemas/ScanUsage/registryId`.
             package var registryId: Swift.String
+            /// the registry login server, for invoices
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanUsage/registryHost`.
+            package var registryHost: Swift.String?
             /// - Remark: Generated from `#/components/schemas/ScanUsage/digest`.
             package var digest: Swift.String
             /// - Remark: Generated from `#/components/schemas/ScanUsage/scanId`.
             package var scanId: Swift.String
+            /// `rescan` (weekly) and `reevaluation` (after a feed update) are never billed.
+            ///
             /// - Remark: Generated from `#/components/schemas/ScanUsage/trigger`.
             @frozen package enum TriggerPayload: String, Codable, Hashable, Sendable, CaseIterable {
                 case push = "push"
                 case _import = "import"
                 case rescan = "rescan"
                 case manual = "manual"
+                case reevaluation = "reevaluation"
             }
+            /// `rescan` (weekly) and `reevaluation` (after a feed update) are never billed.
+            ///
             /// - Remark: Generated from `#/components/schemas/ScanUsage/trigger`.
             package var trigger: Components.Schemas.ScanUsage.TriggerPayload
+            /// When the scan finished; prices and the trial are judged at this instant. Time of receipt when absent; at most 5 minutes ahead of billing's clock.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanUsage/scannedAt`.
+            package var scannedAt: Foundation.Date?
+            /// Only `assessed` is billable; `assessed` when absent.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanUsage/outcome`.
+            @frozen package enum OutcomePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case assessed = "assessed"
+                case notApplicable = "notApplicable"
+                case failed = "failed"
+            }
+            /// Only `assessed` is billable; `assessed` when absent.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanUsage/outcome`.
+            package var outcome: Components.Schemas.ScanUsage.OutcomePayload?
+            /// Whether the subscription's plan was enabled at scan time; only then is the scan billable. True when absent.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanUsage/planEnabled`.
+            package var planEnabled: Swift.Bool?
             /// Creates a new `ScanUsage`.
             ///
             /// - Parameters:
@@ -89,58 +118,123 @@ extension Components {
             ///   - tenantId:
             ///   - subscriptionId:
             ///   - registryId:
+            ///   - registryHost: the registry login server, for invoices
             ///   - digest:
             ///   - scanId:
-            ///   - trigger:
+            ///   - trigger: `rescan` (weekly) and `reevaluation` (after a feed update) are never billed.
+            ///   - scannedAt: When the scan finished; prices and the trial are judged at this instant. Time of receipt when absent; at most 5 minutes ahead of billing's clock.
+            ///   - outcome: Only `assessed` is billable; `assessed` when absent.
+            ///   - planEnabled: Whether the subscription's plan was enabled at scan time; only then is the scan billable. True when absent.
             package init(
                 messageId: Swift.String,
                 tenantId: Swift.String,
                 subscriptionId: Swift.String,
                 registryId: Swift.String,
+                registryHost: Swift.String? = nil,
                 digest: Swift.String,
                 scanId: Swift.String,
-                trigger: Components.Schemas.ScanUsage.TriggerPayload
+                trigger: Components.Schemas.ScanUsage.TriggerPayload,
+                scannedAt: Foundation.Date? = nil,
+                outcome: Components.Schemas.ScanUsage.OutcomePayload? = nil,
+                planEnabled: Swift.Bool? = nil
             ) {
                 self.messageId = messageId
                 self.tenantId = tenantId
                 self.subscriptionId = subscriptionId
                 self.registryId = registryId
+                self.registryHost = registryHost
                 self.digest = digest
                 self.scanId = scanId
                 self.trigger = trigger
+                self.scannedAt = scannedAt
+                self.outcome = outcome
+                self.planEnabled = planEnabled
             }
             package enum CodingKeys: String, CodingKey {
                 case messageId
                 case tenantId
                 case subscriptionId
                 case registryId
+                case registryHost
                 case digest
                 case scanId
                 case trigger
+                case scannedAt
+                case outcome
+                case planEnabled
             }
         }
         /// - Remark: Generated from `#/components/schemas/UsageReceipt`.
         package struct UsageReceipt: Codable, Hashable, Sendable {
+            /// true when this scan is the charge of its (subscription, digest)
+            ///
             /// - Remark: Generated from `#/components/schemas/UsageReceipt/charged`.
             package var charged: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/UsageReceipt/chargeId`.
             package var chargeId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/UsageReceipt/disposition`.
+            package var disposition: Components.Schemas.Disposition
+            /// decimal, in currency units; 0 inside the trial
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsageReceipt/unitPrice`.
+            package var unitPrice: Swift.String?
+            /// decimal, in currency units: the price in force at scan time
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsageReceipt/listPrice`.
+            package var listPrice: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/UsageReceipt/currency`.
+            package var currency: Swift.String?
+            /// true when the message was processed before; nothing changed
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsageReceipt/redelivered`.
+            package var redelivered: Swift.Bool
             /// Creates a new `UsageReceipt`.
             ///
             /// - Parameters:
-            ///   - charged:
+            ///   - charged: true when this scan is the charge of its (subscription, digest)
             ///   - chargeId:
+            ///   - disposition:
+            ///   - unitPrice: decimal, in currency units; 0 inside the trial
+            ///   - listPrice: decimal, in currency units: the price in force at scan time
+            ///   - currency:
+            ///   - redelivered: true when the message was processed before; nothing changed
             package init(
                 charged: Swift.Bool,
-                chargeId: Swift.String? = nil
+                chargeId: Swift.String? = nil,
+                disposition: Components.Schemas.Disposition,
+                unitPrice: Swift.String? = nil,
+                listPrice: Swift.String? = nil,
+                currency: Swift.String? = nil,
+                redelivered: Swift.Bool
             ) {
                 self.charged = charged
                 self.chargeId = chargeId
+                self.disposition = disposition
+                self.unitPrice = unitPrice
+                self.listPrice = listPrice
+                self.currency = currency
+                self.redelivered = redelivered
             }
             package enum CodingKeys: String, CodingKey {
                 case charged
                 case chargeId
+                case disposition
+                case unitPrice
+                case listPrice
+                case currency
+                case redelivered
             }
+        }
+        /// What billing did with a scan.
+        ///
+        /// - Remark: Generated from `#/components/schemas/Disposition`.
+        @frozen package enum Disposition: String, Codable, Hashable, Sendable, CaseIterable {
+            case charged = "charged"
+            case trial = "trial"
+            case alreadyCharged = "alreadyCharged"
+            case freeTrigger = "freeTrigger"
+            case notAssessed = "notAssessed"
+            case planDisabled = "planDisabled"
         }
         /// - Remark: Generated from `#/components/schemas/Charge`.
         package struct Charge: Codable, Hashable, Sendable {
@@ -148,16 +242,28 @@ extension Components {
             package var chargeId: Swift.String
             /// - Remark: Generated from `#/components/schemas/Charge/registryId`.
             package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Charge/registryHost`.
+            package var registryHost: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Charge/digest`.
             package var digest: Swift.String
             /// - Remark: Generated from `#/components/schemas/Charge/scanId`.
             package var scanId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Charge/scannedAt`.
+            package var scannedAt: Foundation.Date
+            /// when billing recorded it
+            ///
             /// - Remark: Generated from `#/components/schemas/Charge/chargedAt`.
             package var chargedAt: Foundation.Date
-            /// decimal, in currency units
+            /// decimal, in currency units: the amount charged
             ///
             /// - Remark: Generated from `#/components/schemas/Charge/unitPrice`.
             package var unitPrice: Swift.String
+            /// decimal, in currency units: the price in force at scan time
+            ///
+            /// - Remark: Generated from `#/components/schemas/Charge/listPrice`.
+            package var listPrice: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Charge/inTrial`.
+            package var inTrial: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/Charge/currency`.
             package var currency: Swift.String
             /// Creates a new `Charge`.
@@ -165,79 +271,541 @@ extension Components {
             /// - Parameters:
             ///   - chargeId:
             ///   - registryId:
+            ///   - registryHost:
             ///   - digest:
             ///   - scanId:
-            ///   - chargedAt:
-            ///   - unitPrice: decimal, in currency units
+            ///   - scannedAt:
+            ///   - chargedAt: when billing recorded it
+            ///   - unitPrice: decimal, in currency units: the amount charged
+            ///   - listPrice: decimal, in currency units: the price in force at scan time
+            ///   - inTrial:
             ///   - currency:
             package init(
                 chargeId: Swift.String,
                 registryId: Swift.String,
+                registryHost: Swift.String? = nil,
                 digest: Swift.String,
                 scanId: Swift.String,
+                scannedAt: Foundation.Date,
                 chargedAt: Foundation.Date,
                 unitPrice: Swift.String,
+                listPrice: Swift.String,
+                inTrial: Swift.Bool,
                 currency: Swift.String
             ) {
                 self.chargeId = chargeId
                 self.registryId = registryId
+                self.registryHost = registryHost
                 self.digest = digest
                 self.scanId = scanId
+                self.scannedAt = scannedAt
                 self.chargedAt = chargedAt
                 self.unitPrice = unitPrice
+                self.listPrice = listPrice
+                self.inTrial = inTrial
                 self.currency = currency
             }
             package enum CodingKeys: String, CodingKey {
                 case chargeId
                 case registryId
+                case registryHost
                 case digest
                 case scanId
+                case scannedAt
                 case chargedAt
                 case unitPrice
+                case listPrice
+                case inTrial
                 case currency
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/UsagePeriod`.
+        package struct UsagePeriod: Codable, Hashable, Sendable {
+            /// YYYY-MM-DD or YYYY-MM (UTC)
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/period`.
+            package var period: Swift.String
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/registryId`.
+            package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/registryHost`.
+            package var registryHost: Swift.String?
+            /// scans reported, billable or not
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/scans`.
+            package var scans: Swift.Int
+            /// digests charged, trial included
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/billableImages`.
+            package var billableImages: Swift.Int
+            /// of which inside the free trial (at 0)
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/trialImages`.
+            package var trialImages: Swift.Int
+            /// decimal, in currency units
+            ///
+            /// - Remark: Generated from `#/components/schemas/UsagePeriod/amount`.
+            package var amount: Swift.String
+            /// Creates a new `UsagePeriod`.
+            ///
+            /// - Parameters:
+            ///   - period: YYYY-MM-DD or YYYY-MM (UTC)
+            ///   - registryId:
+            ///   - registryHost:
+            ///   - scans: scans reported, billable or not
+            ///   - billableImages: digests charged, trial included
+            ///   - trialImages: of which inside the free trial (at 0)
+            ///   - amount: decimal, in currency units
+            package init(
+                period: Swift.String,
+                registryId: Swift.String,
+                registryHost: Swift.String? = nil,
+                scans: Swift.Int,
+                billableImages: Swift.Int,
+                trialImages: Swift.Int,
+                amount: Swift.String
+            ) {
+                self.period = period
+                self.registryId = registryId
+                self.registryHost = registryHost
+                self.scans = scans
+                self.billableImages = billableImages
+                self.trialImages = trialImages
+                self.amount = amount
+            }
+            package enum CodingKeys: String, CodingKey {
+                case period
+                case registryId
+                case registryHost
+                case scans
+                case billableImages
+                case trialImages
+                case amount
             }
         }
         /// - Remark: Generated from `#/components/schemas/Usage`.
         package struct Usage: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/Usage/subscriptionId`.
             package var subscriptionId: Swift.String
+            /// YYYY-MM-DD, when given
+            ///
+            /// - Remark: Generated from `#/components/schemas/Usage/from`.
+            package var from: Swift.String?
+            /// YYYY-MM-DD, when given
+            ///
+            /// - Remark: Generated from `#/components/schemas/Usage/to`.
+            package var to: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Usage/granularity`.
+            @frozen package enum GranularityPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case day = "day"
+                case month = "month"
+            }
+            /// - Remark: Generated from `#/components/schemas/Usage/granularity`.
+            package var granularity: Components.Schemas.Usage.GranularityPayload
+            /// - Remark: Generated from `#/components/schemas/Usage/scans`.
+            package var scans: Swift.Int
             /// - Remark: Generated from `#/components/schemas/Usage/billableImages`.
             package var billableImages: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Usage/trialImages`.
+            package var trialImages: Swift.Int
             /// decimal, in currency units
             ///
             /// - Remark: Generated from `#/components/schemas/Usage/amount`.
             package var amount: Swift.String
             /// - Remark: Generated from `#/components/schemas/Usage/currency`.
             package var currency: Swift.String
+            /// One entry per period and registry with usage, oldest first.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Usage/periods`.
+            package var periods: [Components.Schemas.UsagePeriod]
+            /// The charges in the range, by scan time.
+            ///
             /// - Remark: Generated from `#/components/schemas/Usage/charges`.
             package var charges: [Components.Schemas.Charge]
             /// Creates a new `Usage`.
             ///
             /// - Parameters:
             ///   - subscriptionId:
+            ///   - from: YYYY-MM-DD, when given
+            ///   - to: YYYY-MM-DD, when given
+            ///   - granularity:
+            ///   - scans:
             ///   - billableImages:
+            ///   - trialImages:
             ///   - amount: decimal, in currency units
             ///   - currency:
-            ///   - charges:
+            ///   - periods: One entry per period and registry with usage, oldest first.
+            ///   - charges: The charges in the range, by scan time.
             package init(
                 subscriptionId: Swift.String,
+                from: Swift.String? = nil,
+                to: Swift.String? = nil,
+                granularity: Components.Schemas.Usage.GranularityPayload,
+                scans: Swift.Int,
                 billableImages: Swift.Int,
+                trialImages: Swift.Int,
                 amount: Swift.String,
                 currency: Swift.String,
+                periods: [Components.Schemas.UsagePeriod],
                 charges: [Components.Schemas.Charge]
             ) {
                 self.subscriptionId = subscriptionId
+                self.from = from
+                self.to = to
+                self.granularity = granularity
+                self.scans = scans
                 self.billableImages = billableImages
+                self.trialImages = trialImages
                 self.amount = amount
                 self.currency = currency
+                self.periods = periods
                 self.charges = charges
             }
             package enum CodingKeys: String, CodingKey {
                 case subscriptionId
+                case from
+                case to
+                case granularity
+                case scans
                 case billableImages
+                case trialImages
                 case amount
                 case currency
+                case periods
                 case charges
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/InvoiceLine`.
+        package struct InvoiceLine: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/registryId`.
+            package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/registryHost`.
+            package var registryHost: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/description`.
+            package var description: Swift.String
+            /// billable images
+            ///
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/quantity`.
+            package var quantity: Swift.Int
+            /// decimal, in currency units
+            ///
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/unitPrice`.
+            package var unitPrice: Swift.String
+            /// decimal, in currency units
+            ///
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/listPrice`.
+            package var listPrice: Swift.String
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/inTrial`.
+            package var inTrial: Swift.Bool
+            /// quantity × unitPrice, decimal, in currency units
+            ///
+            /// - Remark: Generated from `#/components/schemas/InvoiceLine/amount`.
+            package var amount: Swift.String
+            /// Creates a new `InvoiceLine`.
+            ///
+            /// - Parameters:
+            ///   - registryId:
+            ///   - registryHost:
+            ///   - description:
+            ///   - quantity: billable images
+            ///   - unitPrice: decimal, in currency units
+            ///   - listPrice: decimal, in currency units
+            ///   - inTrial:
+            ///   - amount: quantity × unitPrice, decimal, in currency units
+            package init(
+                registryId: Swift.String,
+                registryHost: Swift.String? = nil,
+                description: Swift.String,
+                quantity: Swift.Int,
+                unitPrice: Swift.String,
+                listPrice: Swift.String,
+                inTrial: Swift.Bool,
+                amount: Swift.String
+            ) {
+                self.registryId = registryId
+                self.registryHost = registryHost
+                self.description = description
+                self.quantity = quantity
+                self.unitPrice = unitPrice
+                self.listPrice = listPrice
+                self.inTrial = inTrial
+                self.amount = amount
+            }
+            package enum CodingKeys: String, CodingKey {
+                case registryId
+                case registryHost
+                case description
+                case quantity
+                case unitPrice
+                case listPrice
+                case inTrial
+                case amount
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Invoice`.
+        package struct Invoice: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Invoice/tenantId`.
+            package var tenantId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Invoice/subscriptionId`.
+            package var subscriptionId: Swift.String
+            /// YYYY-MM
+            ///
+            /// - Remark: Generated from `#/components/schemas/Invoice/month`.
+            package var month: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Invoice/periodStart`.
+            package var periodStart: Foundation.Date
+            /// exclusive
+            ///
+            /// - Remark: Generated from `#/components/schemas/Invoice/periodEnd`.
+            package var periodEnd: Foundation.Date
+            /// `open` until the month has ended
+            ///
+            /// - Remark: Generated from `#/components/schemas/Invoice/status`.
+            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case open = "open"
+                case closed = "closed"
+            }
+            /// `open` until the month has ended
+            ///
+            /// - Remark: Generated from `#/components/schemas/Invoice/status`.
+            package var status: Components.Schemas.Invoice.StatusPayload
+            /// - Remark: Generated from `#/components/schemas/Invoice/currency`.
+            package var currency: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Invoice/generatedAt`.
+            package var generatedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Invoice/billableImages`.
+            package var billableImages: Swift.Int
+            /// decimal, in currency units
+            ///
+            /// - Remark: Generated from `#/components/schemas/Invoice/total`.
+            package var total: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Invoice/lines`.
+            package var lines: [Components.Schemas.InvoiceLine]
+            /// Creates a new `Invoice`.
+            ///
+            /// - Parameters:
+            ///   - tenantId:
+            ///   - subscriptionId:
+            ///   - month: YYYY-MM
+            ///   - periodStart:
+            ///   - periodEnd: exclusive
+            ///   - status: `open` until the month has ended
+            ///   - currency:
+            ///   - generatedAt:
+            ///   - billableImages:
+            ///   - total: decimal, in currency units
+            ///   - lines:
+            package init(
+                tenantId: Swift.String,
+                subscriptionId: Swift.String,
+                month: Swift.String,
+                periodStart: Foundation.Date,
+                periodEnd: Foundation.Date,
+                status: Components.Schemas.Invoice.StatusPayload,
+                currency: Swift.String,
+                generatedAt: Foundation.Date,
+                billableImages: Swift.Int,
+                total: Swift.String,
+                lines: [Components.Schemas.InvoiceLine]
+            ) {
+                self.tenantId = tenantId
+                self.subscriptionId = subscriptionId
+                self.month = month
+                self.periodStart = periodStart
+                self.periodEnd = periodEnd
+                self.status = status
+                self.currency = currency
+                self.generatedAt = generatedAt
+                self.billableImages = billableImages
+                self.total = total
+                self.lines = lines
+            }
+            package enum CodingKeys: String, CodingKey {
+                case tenantId
+                case subscriptionId
+                case month
+                case periodStart
+                case periodEnd
+                case status
+                case currency
+                case generatedAt
+                case billableImages
+                case total
+                case lines
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Price`.
+        package struct Price: Codable, Hashable, Sendable {
+            /// decimal, in currency units, per billable image
+            ///
+            /// - Remark: Generated from `#/components/schemas/Price/unitPrice`.
+            package var unitPrice: Swift.String
+            /// ISO 4217
+            ///
+            /// - Remark: Generated from `#/components/schemas/Price/currency`.
+            package var currency: Swift.String
+            /// absent for the cloud profile's built-in price
+            ///
+            /// - Remark: Generated from `#/components/schemas/Price/effectiveFrom`.
+            package var effectiveFrom: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/Price/createdAt`.
+            package var createdAt: Foundation.Date?
+            /// Creates a new `Price`.
+            ///
+            /// - Parameters:
+            ///   - unitPrice: decimal, in currency units, per billable image
+            ///   - currency: ISO 4217
+            ///   - effectiveFrom: absent for the cloud profile's built-in price
+            ///   - createdAt:
+            package init(
+                unitPrice: Swift.String,
+                currency: Swift.String,
+                effectiveFrom: Foundation.Date? = nil,
+                createdAt: Foundation.Date? = nil
+            ) {
+                self.unitPrice = unitPrice
+                self.currency = currency
+                self.effectiveFrom = effectiveFrom
+                self.createdAt = createdAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case unitPrice
+                case currency
+                case effectiveFrom
+                case createdAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/NewPrice`.
+        package struct NewPrice: Codable, Hashable, Sendable {
+            /// decimal with at most 8 integer and 4 fraction digits, e.g. "0.35"
+            ///
+            /// - Remark: Generated from `#/components/schemas/NewPrice/unitPrice`.
+            package var unitPrice: Swift.String
+            /// ISO 4217; must be the cloud profile's currency
+            ///
+            /// - Remark: Generated from `#/components/schemas/NewPrice/currency`.
+            package var currency: Swift.String
+            /// - Remark: Generated from `#/components/schemas/NewPrice/effectiveFrom`.
+            package var effectiveFrom: Foundation.Date
+            /// Creates a new `NewPrice`.
+            ///
+            /// - Parameters:
+            ///   - unitPrice: decimal with at most 8 integer and 4 fraction digits, e.g. "0.35"
+            ///   - currency: ISO 4217; must be the cloud profile's currency
+            ///   - effectiveFrom:
+            package init(
+                unitPrice: Swift.String,
+                currency: Swift.String,
+                effectiveFrom: Foundation.Date
+            ) {
+                self.unitPrice = unitPrice
+                self.currency = currency
+                self.effectiveFrom = effectiveFrom
+            }
+            package enum CodingKeys: String, CodingKey {
+                case unitPrice
+                case currency
+                case effectiveFrom
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/PriceList`.
+        package struct PriceList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PriceList/cloud`.
+            package var cloud: Swift.String
+            /// - Remark: Generated from `#/components/schemas/PriceList/currency`.
+            package var currency: Swift.String
+            /// - Remark: Generated from `#/components/schemas/PriceList/current`.
+            package var current: Components.Schemas.Price
+            /// The built-in price first, then every effective-dated price, oldest first.
+            ///
+            /// - Remark: Generated from `#/components/schemas/PriceList/prices`.
+            package var prices: [Components.Schemas.Price]
+            /// Creates a new `PriceList`.
+            ///
+            /// - Parameters:
+            ///   - cloud:
+            ///   - currency:
+            ///   - current:
+            ///   - prices: The built-in price first, then every effective-dated price, oldest first.
+            package init(
+                cloud: Swift.String,
+                currency: Swift.String,
+                current: Components.Schemas.Price,
+                prices: [Components.Schemas.Price]
+            ) {
+                self.cloud = cloud
+                self.currency = currency
+                self.current = current
+                self.prices = prices
+            }
+            package enum CodingKeys: String, CodingKey {
+                case cloud
+                case currency
+                case current
+                case prices
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/TrialSettings`.
+        package struct TrialSettings: Codable, Hashable, Sendable {
+            /// 0 means no trial
+            ///
+            /// - Remark: Generated from `#/components/schemas/TrialSettings/days`.
+            package var days: Swift.Int
+            /// Creates a new `TrialSettings`.
+            ///
+            /// - Parameters:
+            ///   - days: 0 means no trial
+            package init(days: Swift.Int) {
+                self.days = days
+            }
+            package enum CodingKeys: String, CodingKey {
+                case days
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Trial`.
+        package struct Trial: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Trial/subscriptionId`.
+            package var subscriptionId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Trial/days`.
+            package var days: Swift.Int
+            /// scan time of the first usage; absent before it
+            ///
+            /// - Remark: Generated from `#/components/schemas/Trial/startsAt`.
+            package var startsAt: Foundation.Date?
+            /// exclusive
+            ///
+            /// - Remark: Generated from `#/components/schemas/Trial/endsAt`.
+            package var endsAt: Foundation.Date?
+            /// whether a scan now would be free
+            ///
+            /// - Remark: Generated from `#/components/schemas/Trial/active`.
+            package var active: Swift.Bool
+            /// Creates a new `Trial`.
+            ///
+            /// - Parameters:
+            ///   - subscriptionId:
+            ///   - days:
+            ///   - startsAt: scan time of the first usage; absent before it
+            ///   - endsAt: exclusive
+            ///   - active: whether a scan now would be free
+            package init(
+                subscriptionId: Swift.String,
+                days: Swift.Int,
+                startsAt: Foundation.Date? = nil,
+                endsAt: Foundation.Date? = nil,
+                active: Swift.Bool
+            ) {
+                self.subscriptionId = subscriptionId
+                self.days = days
+                self.startsAt = startsAt
+                self.endsAt = endsAt
+                self.active = active
+            }
+            package enum CodingKeys: String, CodingKey {
+                case subscriptionId
+                case days
+                case startsAt
+                case endsAt
+                case active
             }
         }
     }

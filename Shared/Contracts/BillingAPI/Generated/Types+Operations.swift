@@ -17,7 +17,11 @@ package import struct Foundation.Data
 package import struct Foundation.Date
 /// API operations, with input and output types, generated from `#/paths` in the OpenAPI document.
 package enum Operations {
-    /// Record a successful scan; the first for a (subscription, digest) is the billable unit.
+    /// Record a scan; the first billable scan of a (subscription, digest) is charged.
+    ///
+    /// Idempotent per `messageId`: a redelivered message has no second effect and answers the original receipt
+    /// with `redelivered: true`.
+    ///
     ///
     /// - Remark: HTTP `POST /internal/v1/usage`.
     /// - Remark: Generated from `#/paths//internal/v1/usage/post(recordScan)`.
@@ -84,7 +88,7 @@ package enum Operations {
                     self.body = body
                 }
             }
-            /// Whether this scan was charged.
+            /// Whether this scan was charged, and why not.
             ///
             /// - Remark: Generated from `#/paths//internal/v1/usage/post(recordScan)/responses/200`.
             ///
@@ -130,6 +134,29 @@ package enum Operations {
                     }
                 }
             }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/usage/post(recordScan)/responses/409`.
+            ///
+            /// HTTP response code: `409 conflict`.
+            case conflict(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.conflict`.
+            ///
+            /// - Throws: An error if `self` is not `.conflict`.
+            /// - SeeAlso: `.conflict`.
+            package var conflict: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .conflict(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// Undocumented response.
             ///
             /// A response with a code that is not documented in the OpenAPI document.
@@ -167,7 +194,673 @@ package enum Operations {
             }
         }
     }
-    /// Billable images of a subscription and the amount due.
+    /// The price list of this deployment's cloud, oldest first, and the price in force now.
+    ///
+    /// - Remark: HTTP `GET /v1/prices`.
+    /// - Remark: Generated from `#/paths//v1/prices/get(listPrices)`.
+    package enum ListPrices {
+        package static let id: Swift.String = "listPrices"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/prices/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListPrices.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListPrices.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListPrices.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - headers:
+            package init(headers: Operations.ListPrices.Input.Headers = .init()) {
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/prices/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/prices/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.PriceList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.PriceList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListPrices.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListPrices.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The price list.
+            ///
+            /// - Remark: Generated from `#/paths//v1/prices/get(listPrices)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListPrices.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListPrices.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json
+                ]
+            }
+        }
+    }
+    /// Add a price that takes effect at `effectiveFrom` (not in the past), in the cloud's currency.
+    ///
+    /// - Remark: HTTP `POST /v1/prices`.
+    /// - Remark: Generated from `#/paths//v1/prices/post(addPrice)`.
+    package enum AddPrice {
+        package static let id: Swift.String = "addPrice"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/prices/POST/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.AddPrice.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.AddPrice.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.AddPrice.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/prices/POST/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/prices/POST/requestBody/content/application\/json`.
+                case json(Components.Schemas.NewPrice)
+            }
+            package var body: Operations.AddPrice.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - headers:
+            ///   - body:
+            package init(
+                headers: Operations.AddPrice.Input.Headers = .init(),
+                body: Operations.AddPrice.Input.Body
+            ) {
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Created: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/prices/POST/responses/201/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/prices/POST/responses/201/content/application\/json`.
+                    case json(Components.Schemas.Price)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.Price {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.AddPrice.Output.Created.Body
+                /// Creates a new `Created`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.AddPrice.Output.Created.Body) {
+                    self.body = body
+                }
+            }
+            /// The price added.
+            ///
+            /// - Remark: Generated from `#/paths//v1/prices/post(addPrice)/responses/201`.
+            ///
+            /// HTTP response code: `201 created`.
+            case created(Operations.AddPrice.Output.Created)
+            /// The associated value of the enum case if `self` is `.created`.
+            ///
+            /// - Throws: An error if `self` is not `.created`.
+            /// - SeeAlso: `.created`.
+            package var created: Operations.AddPrice.Output.Created {
+                get throws {
+                    switch self {
+                    case let .created(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "created",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/prices/post(addPrice)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/prices/post(addPrice)/responses/409`.
+            ///
+            /// HTTP response code: `409 conflict`.
+            case conflict(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.conflict`.
+            ///
+            /// - Throws: An error if `self` is not `.conflict`.
+            /// - SeeAlso: `.conflict`.
+            package var conflict: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .conflict(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The subscription's free trial (the default before it is configured or used).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/get(getTrial)`.
+    package enum GetTrial {
+        package static let id: Swift.String = "getTrial"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.GetTrial.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetTrial.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetTrial.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetTrial.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.GetTrial.Input.Path,
+                headers: Operations.GetTrial.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.Trial)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.Trial {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetTrial.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetTrial.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The trial.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/get(getTrial)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetTrial.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetTrial.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/get(getTrial)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/get(getTrial)/responses/409`.
+            ///
+            /// HTTP response code: `409 conflict`.
+            case conflict(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.conflict`.
+            ///
+            /// - Throws: An error if `self` is not `.conflict`.
+            /// - SeeAlso: `.conflict`.
+            package var conflict: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .conflict(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Set the length of the subscription's free trial; applies to charges recorded from now on.
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)`.
+    package enum SetTrial {
+        package static let id: Swift.String = "setTrial"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.SetTrial.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.SetTrial.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.SetTrial.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.SetTrial.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/requestBody/content/application\/json`.
+                case json(Components.Schemas.TrialSettings)
+            }
+            package var body: Operations.SetTrial.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            ///   - body:
+            package init(
+                path: Operations.SetTrial.Input.Path,
+                headers: Operations.SetTrial.Input.Headers = .init(),
+                body: Operations.SetTrial.Input.Body
+            ) {
+                self.path = path
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/PUT/responses/200/content/application\/json`.
+                    case json(Components.Schemas.Trial)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.Trial {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.SetTrial.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.SetTrial.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The trial.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.SetTrial.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.SetTrial.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)/responses/409`.
+            ///
+            /// HTTP response code: `409 conflict`.
+            case conflict(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.conflict`.
+            ///
+            /// - Throws: An error if `self` is not `.conflict`.
+            /// - SeeAlso: `.conflict`.
+            package var conflict: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .conflict(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Scans, billable images and the amount of a subscription, per registry and UTC day or month.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/get(getUsage)`.
@@ -177,23 +870,57 @@ package enum Operations {
             /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/path`.
             package struct Path: Sendable, Hashable {
                 /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/path/tenantId`.
-                package var tenantId: Swift.String
+                package var tenantId: Components.Parameters.TenantID
                 /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/path/subscriptionId`.
-                package var subscriptionId: Swift.String
+                package var subscriptionId: Components.Parameters.SubscriptionID
                 /// Creates a new `Path`.
                 ///
                 /// - Parameters:
                 ///   - tenantId:
                 ///   - subscriptionId:
                 package init(
-                    tenantId: Swift.String,
-                    subscriptionId: Swift.String
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
                 ) {
                     self.tenantId = tenantId
                     self.subscriptionId = subscriptionId
                 }
             }
             package var path: Operations.GetUsage.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// First UTC day included (YYYY-MM-DD); all usage when absent.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/query/from`.
+                package var from: Swift.String?
+                /// Last UTC day included (YYYY-MM-DD); all usage when absent.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/query/to`.
+                package var to: Swift.String?
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/query/granularity`.
+                @frozen package enum GranularityPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                    case day = "day"
+                    case month = "month"
+                }
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/query/granularity`.
+                package var granularity: Operations.GetUsage.Input.Query.GranularityPayload?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - from: First UTC day included (YYYY-MM-DD); all usage when absent.
+                ///   - to: Last UTC day included (YYYY-MM-DD); all usage when absent.
+                ///   - granularity:
+                package init(
+                    from: Swift.String? = nil,
+                    to: Swift.String? = nil,
+                    granularity: Operations.GetUsage.Input.Query.GranularityPayload? = nil
+                ) {
+                    self.from = from
+                    self.to = to
+                    self.granularity = granularity
+                }
+            }
+            package var query: Operations.GetUsage.Input.Query
             /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/GET/header`.
             package struct Headers: Sendable, Hashable {
                 package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetUsage.AcceptableContentType>]
@@ -210,12 +937,15 @@ package enum Operations {
             ///
             /// - Parameters:
             ///   - path:
+            ///   - query:
             ///   - headers:
             package init(
                 path: Operations.GetUsage.Input.Path,
+                query: Operations.GetUsage.Input.Query = .init(),
                 headers: Operations.GetUsage.Input.Headers = .init()
             ) {
                 self.path = path
+                self.query = query
                 self.headers = headers
             }
         }
@@ -326,6 +1056,231 @@ package enum Operations {
             package static var allCases: [Self] {
                 [
                     .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The invoice document of a month, with line items per registry, in JSON or CSV (RFC 4180).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/get(getInvoice)`.
+    package enum GetInvoice {
+        package static let id: Swift.String = "getInvoice"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// The UTC calendar month, YYYY-MM.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/path/month`.
+                package var month: Swift.String
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - month: The UTC calendar month, YYYY-MM.
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    month: Swift.String
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.month = month
+                }
+            }
+            package var path: Operations.GetInvoice.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/query/format`.
+                @frozen package enum FormatPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                    case json = "json"
+                    case csv = "csv"
+                }
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/query/format`.
+                package var format: Operations.GetInvoice.Input.Query.FormatPayload?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - format:
+                package init(format: Operations.GetInvoice.Input.Query.FormatPayload? = nil) {
+                    self.format = format
+                }
+            }
+            package var query: Operations.GetInvoice.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetInvoice.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetInvoice.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetInvoice.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.GetInvoice.Input.Path,
+                query: Operations.GetInvoice.Input.Query = .init(),
+                headers: Operations.GetInvoice.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.Invoice)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.Invoice {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            default:
+                                try throwUnexpectedResponseBody(
+                                    expectedContent: "application/json",
+                                    body: self
+                                )
+                            }
+                        }
+                    }
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/GET/responses/200/content/text\/csv`.
+                    case csv(OpenAPIRuntime.HTTPBody)
+                    /// The associated value of the enum case if `self` is `.csv`.
+                    ///
+                    /// - Throws: An error if `self` is not `.csv`.
+                    /// - SeeAlso: `.csv`.
+                    package var csv: OpenAPIRuntime.HTTPBody {
+                        get throws {
+                            switch self {
+                            case let .csv(body):
+                                return body
+                            default:
+                                try throwUnexpectedResponseBody(
+                                    expectedContent: "text/csv",
+                                    body: self
+                                )
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetInvoice.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetInvoice.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The invoice. CSV columns: month, tenant_id, subscription_id, registry_id, registry_host, description,
+            /// quantity, unit_price, list_price, amount, currency; one row per line item, CRLF line ends; the total
+            /// is the sum of `amount`.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/get(getInvoice)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetInvoice.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetInvoice.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/get(getInvoice)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case csv
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "text/csv":
+                    self = .csv
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .csv:
+                    return "text/csv"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .csv,
                     .applicationProblemJson
                 ]
             }

@@ -17,21 +17,54 @@ package import struct Foundation.Data
 package import struct Foundation.Date
 /// A type that performs HTTP operations defined by the OpenAPI document.
 package protocol APIProtocol: Sendable {
-    /// Record a successful scan; the first for a (subscription, digest) is the billable unit.
+    /// Record a scan; the first billable scan of a (subscription, digest) is charged.
+    ///
+    /// Idempotent per `messageId`: a redelivered message has no second effect and answers the original receipt
+    /// with `redelivered: true`.
+    ///
     ///
     /// - Remark: HTTP `POST /internal/v1/usage`.
     /// - Remark: Generated from `#/paths//internal/v1/usage/post(recordScan)`.
     func recordScan(_ input: Operations.RecordScan.Input) async throws -> Operations.RecordScan.Output
-    /// Billable images of a subscription and the amount due.
+    /// The price list of this deployment's cloud, oldest first, and the price in force now.
+    ///
+    /// - Remark: HTTP `GET /v1/prices`.
+    /// - Remark: Generated from `#/paths//v1/prices/get(listPrices)`.
+    func listPrices(_ input: Operations.ListPrices.Input) async throws -> Operations.ListPrices.Output
+    /// Add a price that takes effect at `effectiveFrom` (not in the past), in the cloud's currency.
+    ///
+    /// - Remark: HTTP `POST /v1/prices`.
+    /// - Remark: Generated from `#/paths//v1/prices/post(addPrice)`.
+    func addPrice(_ input: Operations.AddPrice.Input) async throws -> Operations.AddPrice.Output
+    /// The subscription's free trial (the default before it is configured or used).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/get(getTrial)`.
+    func getTrial(_ input: Operations.GetTrial.Input) async throws -> Operations.GetTrial.Output
+    /// Set the length of the subscription's free trial; applies to charges recorded from now on.
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)`.
+    func setTrial(_ input: Operations.SetTrial.Input) async throws -> Operations.SetTrial.Output
+    /// Scans, billable images and the amount of a subscription, per registry and UTC day or month.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/get(getUsage)`.
     func getUsage(_ input: Operations.GetUsage.Input) async throws -> Operations.GetUsage.Output
+    /// The invoice document of a month, with line items per registry, in JSON or CSV (RFC 4180).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/get(getInvoice)`.
+    func getInvoice(_ input: Operations.GetInvoice.Input) async throws -> Operations.GetInvoice.Output
 }
 
 /// Convenience overloads for operation inputs.
 extension APIProtocol {
-    /// Record a successful scan; the first for a (subscription, digest) is the billable unit.
+    /// Record a scan; the first billable scan of a (subscription, digest) is charged.
+    ///
+    /// Idempotent per `messageId`: a redelivered message has no second effect and answers the original receipt
+    /// with `redelivered: true`.
+    ///
     ///
     /// - Remark: HTTP `POST /internal/v1/usage`.
     /// - Remark: Generated from `#/paths//internal/v1/usage/post(recordScan)`.
@@ -44,16 +77,81 @@ extension APIProtocol {
             body: body
         ))
     }
-    /// Billable images of a subscription and the amount due.
+    /// The price list of this deployment's cloud, oldest first, and the price in force now.
+    ///
+    /// - Remark: HTTP `GET /v1/prices`.
+    /// - Remark: Generated from `#/paths//v1/prices/get(listPrices)`.
+    package func listPrices(headers: Operations.ListPrices.Input.Headers = .init()) async throws -> Operations.ListPrices.Output {
+        try await listPrices(Operations.ListPrices.Input(headers: headers))
+    }
+    /// Add a price that takes effect at `effectiveFrom` (not in the past), in the cloud's currency.
+    ///
+    /// - Remark: HTTP `POST /v1/prices`.
+    /// - Remark: Generated from `#/paths//v1/prices/post(addPrice)`.
+    package func addPrice(
+        headers: Operations.AddPrice.Input.Headers = .init(),
+        body: Operations.AddPrice.Input.Body
+    ) async throws -> Operations.AddPrice.Output {
+        try await addPrice(Operations.AddPrice.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// The subscription's free trial (the default before it is configured or used).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/get(getTrial)`.
+    package func getTrial(
+        path: Operations.GetTrial.Input.Path,
+        headers: Operations.GetTrial.Input.Headers = .init()
+    ) async throws -> Operations.GetTrial.Output {
+        try await getTrial(Operations.GetTrial.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Set the length of the subscription's free trial; applies to charges recorded from now on.
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)`.
+    package func setTrial(
+        path: Operations.SetTrial.Input.Path,
+        headers: Operations.SetTrial.Input.Headers = .init(),
+        body: Operations.SetTrial.Input.Body
+    ) async throws -> Operations.SetTrial.Output {
+        try await setTrial(Operations.SetTrial.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Scans, billable images and the amount of a subscription, per registry and UTC day or month.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage/get(getUsage)`.
     package func getUsage(
         path: Operations.GetUsage.Input.Path,
+        query: Operations.GetUsage.Input.Query = .init(),
         headers: Operations.GetUsage.Input.Headers = .init()
     ) async throws -> Operations.GetUsage.Output {
         try await getUsage(Operations.GetUsage.Input(
             path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The invoice document of a month, with line items per registry, in JSON or CSV (RFC 4180).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/invoices/{month}/get(getInvoice)`.
+    package func getInvoice(
+        path: Operations.GetInvoice.Input.Path,
+        query: Operations.GetInvoice.Input.Query = .init(),
+        headers: Operations.GetInvoice.Input.Headers = .init()
+    ) async throws -> Operations.GetInvoice.Output {
+        try await getInvoice(Operations.GetInvoice.Input(
+            path: path,
+            query: query,
             headers: headers
         ))
     }

@@ -120,6 +120,28 @@ components:
         severity: { $ref: '#/components/schemas/Severity' }
         patchable: { type: boolean }
         source: { type: string }
+        fixState: { type: string, enum: [fixed, unfixed, wontFix, deferred, endOfLife], description: "The publisher's fix state." }
+        statement: { type: string, description: "The publisher's words behind the fix state (Debian no-dsa note, Red Hat remediation)." }
+        namespace: { type: string, description: 'Where the package was matched: alpine:v3.7, debian:12, pypi, ...' }
+        ecosystem: { type: string }
+        purl: { type: string }
+        aliases:
+          type: array
+          items: { type: string }
+        title: { type: string }
+        description: { type: string }
+        cvssV3Score: { type: number, format: double }
+        cvssV3Vector: { type: string }
+        cvssV4Score: { type: number, format: double }
+        cvssV4Vector: { type: string }
+        severitySource: { type: string }
+        knownExploited: { type: boolean, description: "A CVE of the finding is in CISA's KEV catalogue." }
+        epss: { type: number, format: double }
+        epssPercentile: { type: number, format: double }
+        links:
+          type: array
+          items: { type: string }
+        published: { type: string }
     ScanReport:
       type: object
       required: [messageId, scanId, tenantId, subscriptionId, registryId, registryHost, repository, digest, scannedAt, outcome, findings, notes]

@@ -123,6 +123,60 @@ extension Components {
             package var patchable: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/Finding/source`.
             package var source: Swift.String
+            /// The publisher's fix state.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Finding/fixState`.
+            @frozen package enum FixStatePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case fixed = "fixed"
+                case unfixed = "unfixed"
+                case wontFix = "wontFix"
+                case deferred = "deferred"
+                case endOfLife = "endOfLife"
+            }
+            /// The publisher's fix state.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Finding/fixState`.
+            package var fixState: Components.Schemas.Finding.FixStatePayload?
+            /// The publisher's words behind the fix state (Debian no-dsa note, Red Hat remediation).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Finding/statement`.
+            package var statement: Swift.String?
+            /// Where the package was matched: alpine:v3.7, debian:12, pypi, ...
+            ///
+            /// - Remark: Generated from `#/components/schemas/Finding/namespace`.
+            package var namespace: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/ecosystem`.
+            package var ecosystem: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/purl`.
+            package var purl: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/aliases`.
+            package var aliases: [Swift.String]?
+            /// - Remark: Generated from `#/components/schemas/Finding/title`.
+            package var title: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/description`.
+            package var description: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/cvssV3Score`.
+            package var cvssV3Score: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/Finding/cvssV3Vector`.
+            package var cvssV3Vector: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/cvssV4Score`.
+            package var cvssV4Score: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/Finding/cvssV4Vector`.
+            package var cvssV4Vector: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Finding/severitySource`.
+            package var severitySource: Swift.String?
+            /// A CVE of the finding is in CISA's KEV catalogue.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Finding/knownExploited`.
+            package var knownExploited: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/Finding/epss`.
+            package var epss: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/Finding/epssPercentile`.
+            package var epssPercentile: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/Finding/links`.
+            package var links: [Swift.String]?
+            /// - Remark: Generated from `#/components/schemas/Finding/published`.
+            package var published: Swift.String?
             /// Creates a new `Finding`.
             ///
             /// - Parameters:
@@ -135,6 +189,24 @@ extension Components {
             ///   - severity:
             ///   - patchable:
             ///   - source:
+            ///   - fixState: The publisher's fix state.
+            ///   - statement: The publisher's words behind the fix state (Debian no-dsa note, Red Hat remediation).
+            ///   - namespace: Where the package was matched: alpine:v3.7, debian:12, pypi, ...
+            ///   - ecosystem:
+            ///   - purl:
+            ///   - aliases:
+            ///   - title:
+            ///   - description:
+            ///   - cvssV3Score:
+            ///   - cvssV3Vector:
+            ///   - cvssV4Score:
+            ///   - cvssV4Vector:
+            ///   - severitySource:
+            ///   - knownExploited: A CVE of the finding is in CISA's KEV catalogue.
+            ///   - epss:
+            ///   - epssPercentile:
+            ///   - links:
+            ///   - published:
             package init(
                 vulnerabilityId: Swift.String,
                 cves: [Swift.String],
@@ -144,7 +216,25 @@ extension Components {
                 fixedVersion: Swift.String? = nil,
                 severity: Components.Schemas.Severity,
                 patchable: Swift.Bool,
-                source: Swift.String
+                source: Swift.String,
+                fixState: Components.Schemas.Finding.FixStatePayload? = nil,
+                statement: Swift.String? = nil,
+                namespace: Swift.String? = nil,
+                ecosystem: Swift.String? = nil,
+                purl: Swift.String? = nil,
+                aliases: [Swift.String]? = nil,
+                title: Swift.String? = nil,
+                description: Swift.String? = nil,
+                cvssV3Score: Swift.Double? = nil,
+                cvssV3Vector: Swift.String? = nil,
+                cvssV4Score: Swift.Double? = nil,
+                cvssV4Vector: Swift.String? = nil,
+                severitySource: Swift.String? = nil,
+                knownExploited: Swift.Bool? = nil,
+                epss: Swift.Double? = nil,
+                epssPercentile: Swift.Double? = nil,
+                links: [Swift.String]? = nil,
+                published: Swift.String? = nil
             ) {
                 self.vulnerabilityId = vulnerabilityId
                 self.cves = cves
@@ -155,6 +245,24 @@ extension Components {
                 self.severity = severity
                 self.patchable = patchable
                 self.source = source
+                self.fixState = fixState
+                self.statement = statement
+                self.namespace = namespace
+                self.ecosystem = ecosystem
+                self.purl = purl
+                self.aliases = aliases
+                self.title = title
+                self.description = description
+                self.cvssV3Score = cvssV3Score
+                self.cvssV3Vector = cvssV3Vector
+                self.cvssV4Score = cvssV4Score
+                self.cvssV4Vector = cvssV4Vector
+                self.severitySource = severitySource
+                self.knownExploited = knownExploited
+                self.epss = epss
+                self.epssPercentile = epssPercentile
+                self.links = links
+                self.published = published
             }
             package enum CodingKeys: String, CodingKey {
                 case vulnerabilityId
@@ -166,6 +274,24 @@ extension Components {
                 case severity
                 case patchable
                 case source
+                case fixState
+                case statement
+                case namespace
+                case ecosystem
+                case purl
+                case aliases
+                case title
+                case description
+                case cvssV3Score
+                case cvssV3Vector
+                case cvssV4Score
+                case cvssV4Vector
+                case severitySource
+                case knownExploited
+                case epss
+                case epssPercentile
+                case links
+                case published
             }
         }
         /// - Remark: Generated from `#/components/schemas/ScanReport`.

@@ -48,6 +48,62 @@ paths:
               schema: { $ref: '#/components/schemas/FeedImport' }
         '400': { $ref: '#/components/responses/Problem' }
         '413': { $ref: '#/components/responses/Problem' }
+  /internal/v1/feeds/bundle:
+    post:
+      operationId: importFeedBundle
+      summary: Import a signed feed bundle (`gantry feeds bundle` / `gantry feeds export`).
+      description: >-
+        The bundle's Ed25519 signature must verify with the deployment's trusted key
+        (GANTRY_FEEDS_PUBLIC_KEY) and every member must match the manifest's SHA-256; otherwise
+        nothing is imported. Each document replaces its source's data; unchanged documents write nothing.
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema: { type: string, format: binary }
+      responses:
+        '200':
+          description: One result per document, in bundle order.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/FeedImportList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+  /internal/v1/feeds/export:
+    get:
+      operationId: exportFeeds
+      summary: Every stored feed document, one JSON document per line (for `gantry feeds export`, which signs the bundle).
+      responses:
+        '200':
+          description: Newline-delimited FeedDocument JSON.
+          content:
+            application/octet-stream:
+              schema: { type: string, format: binary }
+  /v1/feeds/operations:
+    get:
+      operationId: listFeedOperations
+      summary: The knowledge base's update operations (imports that changed something), newest first.
+      responses:
+        '200':
+          description: Operations.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/FeedOperationList' }
+  /v1/feeds/changes:
+    get:
+      operationId: listFeedChanges
+      summary: The affected-package rows added and removed between two update operations.
+      parameters:
+        - { name: after, in: query, required: true, description: 'Exclusive lower operation id (0 for all).', schema: { type: integer, format: int64, minimum: 0 } }
+        - { name: upTo, in: query, required: false, description: 'Inclusive upper operation id; default the latest.', schema: { type: integer, format: int64, minimum: 0 } }
+      responses:
+        '200':
+          description: Changes in operation order.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/FeedChangeList' }
+        '400': { $ref: '#/components/responses/Problem' }
   /v1/feeds:
     get:
       operationId: listFeeds
@@ -192,19 +248,38 @@ components:
       required: [source, namespace, advisories, changed]
       properties:
         source: { type: string }
-        namespace: { type: string }
-        advisories: { type: integer }
+        kind: { type: string }
+        namespace: { type: string, description: 'The namespaces the document covers, comma-separated.' }
+        advisories: { type: integer, description: 'Affected-package rows.' }
+        vulnerabilities: { type: integer }
         changed: { type: boolean, description: 'false when the document equals the stored one (same fingerprint)' }
         fingerprint: { type: string }
+        operation: { type: integer, format: int64, description: 'The update operation written; absent when unchanged.' }
+        added: { type: integer }
+        removed: { type: integer }
+    FeedImportList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/FeedImport' }
     Feed:
       type: object
-      required: [source, namespace, advisories, importedAt, fingerprint]
+      required: [source, kind, namespaces, vulnerabilities, affected, kev, epss, importedAt, fingerprint, operation]
       properties:
         source: { type: string }
-        namespace: { type: string }
-        advisories: { type: integer }
+        kind: { type: string }
+        namespaces:
+          type: array
+          items: { type: string }
+        vulnerabilities: { type: integer }
+        affected: { type: integer }
+        kev: { type: integer }
+        epss: { type: integer }
         importedAt: { type: string, format: date-time }
         fingerprint: { type: string }
+        operation: { type: integer, format: int64 }
     FeedList:
       type: object
       required: [items]
@@ -212,6 +287,40 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/Feed' }
+    FeedOperation:
+      type: object
+      required: [id, source, kind, fingerprint, added, removed, finishedAt]
+      properties:
+        id: { type: integer, format: int64 }
+        source: { type: string }
+        kind: { type: string }
+        fingerprint: { type: string }
+        added: { type: integer }
+        removed: { type: integer }
+        finishedAt: { type: string, format: date-time }
+    FeedOperationList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/FeedOperation' }
+    FeedChange:
+      type: object
+      required: [operation, change, namespace, packageName, vulnerabilityId]
+      properties:
+        operation: { type: integer, format: int64 }
+        change: { type: string, enum: [added, removed] }
+        namespace: { type: string }
+        packageName: { type: string }
+        vulnerabilityId: { type: string }
+    FeedChangeList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/FeedChange' }
     Package:
       type: object
       required: [ecosystem, name, version, purl, location]

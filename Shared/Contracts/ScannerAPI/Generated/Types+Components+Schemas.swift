@@ -264,84 +264,165 @@ extension Components {
         package struct FeedImport: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/FeedImport/source`.
             package var source: Swift.String
+            /// - Remark: Generated from `#/components/schemas/FeedImport/kind`.
+            package var kind: Swift.String?
+            /// The namespaces the document covers, comma-separated.
+            ///
             /// - Remark: Generated from `#/components/schemas/FeedImport/namespace`.
             package var namespace: Swift.String
+            /// Affected-package rows.
+            ///
             /// - Remark: Generated from `#/components/schemas/FeedImport/advisories`.
             package var advisories: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/FeedImport/vulnerabilities`.
+            package var vulnerabilities: Swift.Int?
             /// false when the document equals the stored one (same fingerprint)
             ///
             /// - Remark: Generated from `#/components/schemas/FeedImport/changed`.
             package var changed: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/FeedImport/fingerprint`.
             package var fingerprint: Swift.String?
+            /// The update operation written; absent when unchanged.
+            ///
+            /// - Remark: Generated from `#/components/schemas/FeedImport/operation`.
+            package var operation: Swift.Int64?
+            /// - Remark: Generated from `#/components/schemas/FeedImport/added`.
+            package var added: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/FeedImport/removed`.
+            package var removed: Swift.Int?
             /// Creates a new `FeedImport`.
             ///
             /// - Parameters:
             ///   - source:
-            ///   - namespace:
-            ///   - advisories:
+            ///   - kind:
+            ///   - namespace: The namespaces the document covers, comma-separated.
+            ///   - advisories: Affected-package rows.
+            ///   - vulnerabilities:
             ///   - changed: false when the document equals the stored one (same fingerprint)
             ///   - fingerprint:
+            ///   - operation: The update operation written; absent when unchanged.
+            ///   - added:
+            ///   - removed:
             package init(
                 source: Swift.String,
+                kind: Swift.String? = nil,
                 namespace: Swift.String,
                 advisories: Swift.Int,
+                vulnerabilities: Swift.Int? = nil,
                 changed: Swift.Bool,
-                fingerprint: Swift.String? = nil
+                fingerprint: Swift.String? = nil,
+                operation: Swift.Int64? = nil,
+                added: Swift.Int? = nil,
+                removed: Swift.Int? = nil
             ) {
                 self.source = source
+                self.kind = kind
                 self.namespace = namespace
                 self.advisories = advisories
+                self.vulnerabilities = vulnerabilities
                 self.changed = changed
                 self.fingerprint = fingerprint
+                self.operation = operation
+                self.added = added
+                self.removed = removed
             }
             package enum CodingKeys: String, CodingKey {
                 case source
+                case kind
                 case namespace
                 case advisories
+                case vulnerabilities
                 case changed
                 case fingerprint
+                case operation
+                case added
+                case removed
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/FeedImportList`.
+        package struct FeedImportList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/FeedImportList/items`.
+            package var items: [Components.Schemas.FeedImport]
+            /// Creates a new `FeedImportList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.FeedImport]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
             }
         }
         /// - Remark: Generated from `#/components/schemas/Feed`.
         package struct Feed: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/Feed/source`.
             package var source: Swift.String
-            /// - Remark: Generated from `#/components/schemas/Feed/namespace`.
-            package var namespace: Swift.String
-            /// - Remark: Generated from `#/components/schemas/Feed/advisories`.
-            package var advisories: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Feed/kind`.
+            package var kind: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Feed/namespaces`.
+            package var namespaces: [Swift.String]
+            /// - Remark: Generated from `#/components/schemas/Feed/vulnerabilities`.
+            package var vulnerabilities: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Feed/affected`.
+            package var affected: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Feed/kev`.
+            package var kev: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Feed/epss`.
+            package var epss: Swift.Int
             /// - Remark: Generated from `#/components/schemas/Feed/importedAt`.
             package var importedAt: Foundation.Date
             /// - Remark: Generated from `#/components/schemas/Feed/fingerprint`.
             package var fingerprint: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Feed/operation`.
+            package var operation: Swift.Int64
             /// Creates a new `Feed`.
             ///
             /// - Parameters:
             ///   - source:
-            ///   - namespace:
-            ///   - advisories:
+            ///   - kind:
+            ///   - namespaces:
+            ///   - vulnerabilities:
+            ///   - affected:
+            ///   - kev:
+            ///   - epss:
             ///   - importedAt:
             ///   - fingerprint:
+            ///   - operation:
             package init(
                 source: Swift.String,
-                namespace: Swift.String,
-                advisories: Swift.Int,
+                kind: Swift.String,
+                namespaces: [Swift.String],
+                vulnerabilities: Swift.Int,
+                affected: Swift.Int,
+                kev: Swift.Int,
+                epss: Swift.Int,
                 importedAt: Foundation.Date,
-                fingerprint: Swift.String
+                fingerprint: Swift.String,
+                operation: Swift.Int64
             ) {
                 self.source = source
-                self.namespace = namespace
-                self.advisories = advisories
+                self.kind = kind
+                self.namespaces = namespaces
+                self.vulnerabilities = vulnerabilities
+                self.affected = affected
+                self.kev = kev
+                self.epss = epss
                 self.importedAt = importedAt
                 self.fingerprint = fingerprint
+                self.operation = operation
             }
             package enum CodingKeys: String, CodingKey {
                 case source
-                case namespace
-                case advisories
+                case kind
+                case namespaces
+                case vulnerabilities
+                case affected
+                case kev
+                case epss
                 case importedAt
                 case fingerprint
+                case operation
             }
         }
         /// - Remark: Generated from `#/components/schemas/FeedList`.
@@ -353,6 +434,135 @@ extension Components {
             /// - Parameters:
             ///   - items:
             package init(items: [Components.Schemas.Feed]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/FeedOperation`.
+        package struct FeedOperation: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/id`.
+            package var id: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/source`.
+            package var source: Swift.String
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/kind`.
+            package var kind: Swift.String
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/fingerprint`.
+            package var fingerprint: Swift.String
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/added`.
+            package var added: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/removed`.
+            package var removed: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/FeedOperation/finishedAt`.
+            package var finishedAt: Foundation.Date
+            /// Creates a new `FeedOperation`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - source:
+            ///   - kind:
+            ///   - fingerprint:
+            ///   - added:
+            ///   - removed:
+            ///   - finishedAt:
+            package init(
+                id: Swift.Int64,
+                source: Swift.String,
+                kind: Swift.String,
+                fingerprint: Swift.String,
+                added: Swift.Int,
+                removed: Swift.Int,
+                finishedAt: Foundation.Date
+            ) {
+                self.id = id
+                self.source = source
+                self.kind = kind
+                self.fingerprint = fingerprint
+                self.added = added
+                self.removed = removed
+                self.finishedAt = finishedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case source
+                case kind
+                case fingerprint
+                case added
+                case removed
+                case finishedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/FeedOperationList`.
+        package struct FeedOperationList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/FeedOperationList/items`.
+            package var items: [Components.Schemas.FeedOperation]
+            /// Creates a new `FeedOperationList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.FeedOperation]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/FeedChange`.
+        package struct FeedChange: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/FeedChange/operation`.
+            package var operation: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/FeedChange/change`.
+            @frozen package enum ChangePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case added = "added"
+                case removed = "removed"
+            }
+            /// - Remark: Generated from `#/components/schemas/FeedChange/change`.
+            package var change: Components.Schemas.FeedChange.ChangePayload
+            /// - Remark: Generated from `#/components/schemas/FeedChange/namespace`.
+            package var namespace: Swift.String
+            /// - Remark: Generated from `#/components/schemas/FeedChange/packageName`.
+            package var packageName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/FeedChange/vulnerabilityId`.
+            package var vulnerabilityId: Swift.String
+            /// Creates a new `FeedChange`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - change:
+            ///   - namespace:
+            ///   - packageName:
+            ///   - vulnerabilityId:
+            package init(
+                operation: Swift.Int64,
+                change: Components.Schemas.FeedChange.ChangePayload,
+                namespace: Swift.String,
+                packageName: Swift.String,
+                vulnerabilityId: Swift.String
+            ) {
+                self.operation = operation
+                self.change = change
+                self.namespace = namespace
+                self.packageName = packageName
+                self.vulnerabilityId = vulnerabilityId
+            }
+            package enum CodingKeys: String, CodingKey {
+                case operation
+                case change
+                case namespace
+                case packageName
+                case vulnerabilityId
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/FeedChangeList`.
+        package struct FeedChangeList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/FeedChangeList/items`.
+            package var items: [Components.Schemas.FeedChange]
+            /// Creates a new `FeedChangeList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.FeedChange]) {
                 self.items = items
             }
             package enum CodingKeys: String, CodingKey {

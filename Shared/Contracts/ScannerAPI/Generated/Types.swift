@@ -29,6 +29,28 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /internal/v1/feeds/alpine-secdb`.
     /// - Remark: Generated from `#/paths//internal/v1/feeds/alpine-secdb/post(importAlpineSecDB)`.
     func importAlpineSecDB(_ input: Operations.ImportAlpineSecDB.Input) async throws -> Operations.ImportAlpineSecDB.Output
+    /// Import a signed feed bundle (`gantry feeds bundle` / `gantry feeds export`).
+    ///
+    /// The bundle's Ed25519 signature must verify with the deployment's trusted key (GANTRY_FEEDS_PUBLIC_KEY) and every member must match the manifest's SHA-256; otherwise nothing is imported. Each document replaces its source's data; unchanged documents write nothing.
+    ///
+    /// - Remark: HTTP `POST /internal/v1/feeds/bundle`.
+    /// - Remark: Generated from `#/paths//internal/v1/feeds/bundle/post(importFeedBundle)`.
+    func importFeedBundle(_ input: Operations.ImportFeedBundle.Input) async throws -> Operations.ImportFeedBundle.Output
+    /// Every stored feed document, one JSON document per line (for `gantry feeds export`, which signs the bundle).
+    ///
+    /// - Remark: HTTP `GET /internal/v1/feeds/export`.
+    /// - Remark: Generated from `#/paths//internal/v1/feeds/export/get(exportFeeds)`.
+    func exportFeeds(_ input: Operations.ExportFeeds.Input) async throws -> Operations.ExportFeeds.Output
+    /// The knowledge base's update operations (imports that changed something), newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/feeds/operations`.
+    /// - Remark: Generated from `#/paths//v1/feeds/operations/get(listFeedOperations)`.
+    func listFeedOperations(_ input: Operations.ListFeedOperations.Input) async throws -> Operations.ListFeedOperations.Output
+    /// The affected-package rows added and removed between two update operations.
+    ///
+    /// - Remark: HTTP `GET /v1/feeds/changes`.
+    /// - Remark: Generated from `#/paths//v1/feeds/changes/get(listFeedChanges)`.
+    func listFeedChanges(_ input: Operations.ListFeedChanges.Input) async throws -> Operations.ListFeedChanges.Output
     /// The vulnerability feeds in the knowledge base.
     ///
     /// - Remark: HTTP `GET /v1/feeds`.
@@ -79,6 +101,48 @@ extension APIProtocol {
         try await importAlpineSecDB(Operations.ImportAlpineSecDB.Input(
             headers: headers,
             body: body
+        ))
+    }
+    /// Import a signed feed bundle (`gantry feeds bundle` / `gantry feeds export`).
+    ///
+    /// The bundle's Ed25519 signature must verify with the deployment's trusted key (GANTRY_FEEDS_PUBLIC_KEY) and every member must match the manifest's SHA-256; otherwise nothing is imported. Each document replaces its source's data; unchanged documents write nothing.
+    ///
+    /// - Remark: HTTP `POST /internal/v1/feeds/bundle`.
+    /// - Remark: Generated from `#/paths//internal/v1/feeds/bundle/post(importFeedBundle)`.
+    package func importFeedBundle(
+        headers: Operations.ImportFeedBundle.Input.Headers = .init(),
+        body: Operations.ImportFeedBundle.Input.Body
+    ) async throws -> Operations.ImportFeedBundle.Output {
+        try await importFeedBundle(Operations.ImportFeedBundle.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Every stored feed document, one JSON document per line (for `gantry feeds export`, which signs the bundle).
+    ///
+    /// - Remark: HTTP `GET /internal/v1/feeds/export`.
+    /// - Remark: Generated from `#/paths//internal/v1/feeds/export/get(exportFeeds)`.
+    package func exportFeeds(headers: Operations.ExportFeeds.Input.Headers = .init()) async throws -> Operations.ExportFeeds.Output {
+        try await exportFeeds(Operations.ExportFeeds.Input(headers: headers))
+    }
+    /// The knowledge base's update operations (imports that changed something), newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/feeds/operations`.
+    /// - Remark: Generated from `#/paths//v1/feeds/operations/get(listFeedOperations)`.
+    package func listFeedOperations(headers: Operations.ListFeedOperations.Input.Headers = .init()) async throws -> Operations.ListFeedOperations.Output {
+        try await listFeedOperations(Operations.ListFeedOperations.Input(headers: headers))
+    }
+    /// The affected-package rows added and removed between two update operations.
+    ///
+    /// - Remark: HTTP `GET /v1/feeds/changes`.
+    /// - Remark: Generated from `#/paths//v1/feeds/changes/get(listFeedChanges)`.
+    package func listFeedChanges(
+        query: Operations.ListFeedChanges.Input.Query,
+        headers: Operations.ListFeedChanges.Input.Headers = .init()
+    ) async throws -> Operations.ListFeedChanges.Output {
+        try await listFeedChanges(Operations.ListFeedChanges.Input(
+            query: query,
+            headers: headers
         ))
     }
     /// The vulnerability feeds in the knowledge base.
