@@ -49,9 +49,10 @@ run: deps postgres-start build
 demo:
 	@scripts/demo.sh
 
-# The tests share one PostgreSQL server (and one registry on 127.0.0.1:5000), so `swift test`
-# runs plainly, without --parallel. Under CI (CI=true) the corpus must exist, and the server
-# logs are printed when the tests fail.
+# The tests share one PostgreSQL server (and one registry on 127.0.0.1:5000). Swift Testing runs them
+# concurrently; the width is bounded at 4 because many suites start whole service stacks, and on a
+# 2-core machine unbounded concurrency starves them past their timeouts. Under CI (CI=true) the
+# corpus must exist, and the server logs are printed when the tests fail.
 test: deps postgres-start registry-start check-generated
 	@set -euo pipefail; \
 	if [[ -z "$${GANTRY_CORPUS:-}" && -d "$(CORPUS_DEFAULT)" ]]; then export GANTRY_CORPUS="$(CORPUS_DEFAULT)"; fi; \
@@ -61,7 +62,7 @@ test: deps postgres-start registry-start check-generated
 	export GANTRY_TEST_REGISTRY="$${GANTRY_TEST_REGISTRY:-127.0.0.1:5000}"; \
 	echo "GANTRY_CORPUS=$${GANTRY_CORPUS:-<absent: corpus tests skip>} GANTRY_TEST_DATABASE_URL=$$GANTRY_TEST_DATABASE_URL"; \
 	swift build --build-tests; \
-	status=0; swift test || status=$$?; \
+	status=0; swift test --experimental-maximum-parallelization-width 4 || status=$$?; \
 	if [[ $$status -ne 0 && "$${CI:-}" == true ]]; then \
 	    for f in .run/postgres.log .run/registry.log; do \
 	        [[ -e "$$f" ]] && { echo "---- last lines of $$f ----"; tail -n 40 "$$f"; }; done; fi; \
@@ -69,6 +70,7 @@ test: deps postgres-start registry-start check-generated
 
 bench:
 	@scripts/bench.sh
+	@scripts/bench-kb.sh
 
 status:
 	@scripts/postgres.sh status || true

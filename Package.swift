@@ -77,6 +77,8 @@ var targets: [Target] = [
         path: "Services/CLI", swiftSettings: gantrySwiftSettings),
     .executableTarget(name: "gantry-bench", dependencies: ["GantryModel", "ImageAnalysis"],
                       path: "Benchmarks/GantryBench", swiftSettings: gantrySwiftSettings),
+    .executableTarget(name: "gantry-intake-bench", dependencies: [asyncHTTPClient, nioCore, nioHTTP1],
+                      path: "Benchmarks/IntakeBench", swiftSettings: gantrySwiftSettings),
     .executableTarget(name: "gantry-kb-bench", dependencies: ["GantryModel", "VulnerabilityDB"],
                       path: "Benchmarks/KnowledgeBaseBench", swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryModelTests", dependencies: ["GantryModel"], swiftSettings: gantrySwiftSettings),
@@ -123,8 +125,14 @@ for service in services {
         name: "\(service.name)Tests",
         dependencies: [Target.Dependency(stringLiteral: service.name), "GantryTesting", "GantryRuntime", hummingbird,
                        hummingbirdTesting, postgresNIO, Target.Dependency(stringLiteral: service.api),
-                       nioHTTP1, logging, serviceLifecycle, .product(name: "HTTPTypes", package: "swift-http-types")],
+                       nioHTTP1, logging, serviceLifecycle, .product(name: "HTTPTypes", package: "swift-http-types"), crypto]
+            + service.extra,
         swiftSettings: gantrySwiftSettings))
+}
+
+// The scanner's queue and re-evaluation tests run discovery beside the scanner and build its parts.
+if let scannerTests = targets.first(where: { $0.name == "ScannerTests" }) {
+    scannerTests.dependencies += ["Discovery", "GantryModel", asyncHTTPClient, openAPIRuntime]
 }
 
 let package = Package(
@@ -133,7 +141,8 @@ let package = Package(
     products: services.map { .executable(name: $0.executable, targets: [$0.executable]) }
         + [.executable(name: "gantry", targets: ["gantry"]),
            .executable(name: "gantry-bench", targets: ["gantry-bench"]),
-           .executable(name: "gantry-kb-bench", targets: ["gantry-kb-bench"])],
+           .executable(name: "gantry-kb-bench", targets: ["gantry-kb-bench"]),
+           .executable(name: "gantry-intake-bench", targets: ["gantry-intake-bench"])],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),

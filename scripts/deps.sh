@@ -50,10 +50,19 @@ fi
 
 # Version-comparison and CVSS oracles from PyPI: Python's packaging (PEP 440), univers (Maven,
 # NuGet, RubyGems, Go, SemVer) and cvss (FIRST CVSS v3.x / v4.0 scores).
-if ! python3 -c 'import packaging.version, univers.versions, cvss' >/dev/null 2>&1; then
+if ! python3 -c 'import packaging.version, univers.versions, cvss, yaml, packageurl' >/dev/null 2>&1; then
     log "installing the version and CVSS oracles used by the tests (PyPI: packaging, univers, cvss)"
-    python3 -m pip install --quiet --disable-pip-version-check packaging univers cvss \
+    python3 -m pip install --quiet --disable-pip-version-check packaging univers cvss pyyaml packageurl-python \
         || die "pip install of packaging, univers and cvss failed"
+fi
+
+# Notification test peers and oracles from PyPI: aiosmtpd (the real SMTP server the e-mail tests deliver to),
+# cloudevents (the CloudEvents SDK that parses Gantry's events) and slack-sdk (Block Kit models that check
+# Gantry's Slack messages against Slack's limits).
+if ! python3 -c 'import aiosmtpd, cloudevents.core.bindings.http, slack_sdk.models.blocks' >/dev/null 2>&1; then
+    log "installing the notification test peers (PyPI: aiosmtpd, cloudevents, slack-sdk)"
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd cloudevents slack-sdk \
+        || die "pip install of aiosmtpd, cloudevents and slack-sdk failed"
 fi
 
 # Test oracle from PyPI: Syft, the peer whose inventories the Syft parity test compares Gantry's with.

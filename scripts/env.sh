@@ -51,6 +51,8 @@ export_gantry_env() {
     export GANTRY_CLOUD="${GANTRY_CLOUD:-commercial}"
     export GANTRY_PROFILE="${GANTRY_PROFILE:-development}"
     export GANTRY_HOST="${GANTRY_HOST:-127.0.0.1}"
+    # This machine reaches no feed publisher: feeds come from the corpus (gantry demo, gantry feeds).
+    export GANTRY_FEEDS_UPDATE_SECONDS="${GANTRY_FEEDS_UPDATE_SECONDS:-0}"
     export GANTRY_DISCOVERY_URL="${GANTRY_DISCOVERY_URL:-http://127.0.0.1:8081}"
     export GANTRY_INGESTION_URL="${GANTRY_INGESTION_URL:-http://127.0.0.1:8082}"
     export GANTRY_SCANNER_URL="${GANTRY_SCANNER_URL:-http://127.0.0.1:8083}"

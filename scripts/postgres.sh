@@ -114,7 +114,7 @@ init_cluster() {
 # --- gantry development cluster (scripts/postgres.sh) ---
 listen_addresses = '$PG_HOST'
 port = $PG_PORT
-max_connections = 300
+max_connections = 1000
 fsync = off
 synchronous_commit = off
 full_page_writes = off
@@ -145,7 +145,7 @@ start() {
         log "starting on $PG_HOST:$PG_PORT"
         # Port, address and socket dir are given on every start so that a moved checkout works.
         if ! as_pg "$PG_BIN/pg_ctl" start -D "$DATA" -l "$LOGFILE" -w -t 60 \
-            -o "-p $PG_PORT -h $PG_HOST -k $SOCK" >/dev/null; then
+            -o "-p $PG_PORT -h $PG_HOST -k $SOCK -c max_connections=1000" >/dev/null; then
             tail -n 30 "$LOGFILE" >&2 || true
             die "PostgreSQL did not start (log: $RUN_DIR/postgres.log)"
         fi

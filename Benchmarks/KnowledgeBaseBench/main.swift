@@ -42,17 +42,29 @@ for name in archives {
 let loaded = try FeedLoader.load(feeds)
 let store = InMemoryVulnerabilityStore(documents: loaded.documents.filter { doc in !documents.contains { $0.source == doc.source } } + documents)
 
-// A 1,000-package inventory: a real Debian 12 package list shape plus PyPI packages named in the PyPA
-// data at versions inside their affected ranges (so matching has real work: every package has rows).
+// A 1,000-package inventory: 500 PyPI and 500 Go packages named in the PyPA and Go vulndb data, each at
+// the version where its first affected range starts (so every package has rows and most match).
 let pypa = documents[1].affected
-var byName: [String: AffectedPackage] = [:]
-for row in pypa where byName[row.packageName] == nil { byName[row.packageName] = row }
-var packages: [InstalledPackage] = []
-for (index, (name, row)) in byName.sorted(by: { $0.key < $1.key }).prefix(1000).enumerated() {
-    let version = row.ranges.first?.introduced ?? row.versions.first ?? "0.1"
-    packages.append(InstalledPackage(ecosystem: "pypi", name: name, version: version, sourceName: nil, architecture: nil,
-                                     purl: "pkg:pypi/\(name)@\(version)", location: "site-packages/\(index)"))
+let go = documents[0].affected
+func firstRows(_ rows: [AffectedPackage]) -> [(String, AffectedPackage)] {
+    var byName: [String: AffectedPackage] = [:]
+    for row in rows where byName[row.packageName] == nil { byName[row.packageName] = row }
+    return byName.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
 }
+let pypaNames = firstRows(pypa)
+var packages: [InstalledPackage] = []
+let chosen = pypaNames.prefix(500).map { ("pypi", $0.0, $0.1) } + firstRows(go).prefix(500).map { ("golang", $0.0, $0.1) }
+for (index, (ecosystem, name, affected)) in chosen.enumerated() {
+    var version = affected.ranges.first?.introduced ?? affected.versions.first ?? "0.1"
+    if ecosystem == "golang" {
+        // Go modules carry a `v`; the stdlib and toolchain are reported without one, as binaries do.
+        if version == "0" || version == "0.0.0" { version = "0.0.1" }
+        if name != "stdlib" && name != "toolchain" && !version.hasPrefix("v") { version = "v" + version }
+    }
+    packages.append(InstalledPackage(ecosystem: ecosystem, name: name, version: version, sourceName: nil, architecture: nil,
+                                     purl: "pkg:\(ecosystem)/\(name)@\(version)", location: "lib/\(index)"))
+}
+let byName = Dictionary(pypaNames, uniquingKeysWith: { first, _ in first })
 let inventory = ImageInventory(operatingSystem: nil, packages: packages)
 var timings: [Double] = []
 var findings = 0
@@ -78,10 +90,11 @@ struct Seeded: RandomNumberGenerator {
     }
 }
 var seeded = Seeded(state: 42)
+let pypiPackages = packages.filter { $0.ecosystem == "pypi" }
 let stored: [ImageInventory] = (0..<10_000).map { _ in
-    ImageInventory(operatingSystem: nil, packages: (0..<50).map { _ in packages[Int(seeded.next() % UInt64(packages.count))] })
+    ImageInventory(operatingSystem: nil, packages: (0..<50).map { _ in pypiPackages[Int(seeded.next() % UInt64(pypiPackages.count))] })
 }
-let changed = Set(byName.keys.sorted().prefix(1000).shuffled(using: &seeded).prefix(50))
+let changed = Set(byName.keys.sorted().prefix(500).shuffled(using: &seeded).prefix(10))
 let differenceRows = pypa.filter { changed.contains($0.packageName) }
 let (rematched, rematchMs) = try await asyncTime { () async throws -> (Int, Int) in
     // The rows of the difference are all a re-match needs: one in-memory store over them.

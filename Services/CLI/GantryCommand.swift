@@ -7,7 +7,8 @@ struct GantryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
         abstract: "Operate a Gantry deployment: import feeds, run the end-to-end demo, inventory images offline.",
-        subcommands: [FeedsCommand.self, DemoCommand.self, InventoryCommand.self, ScanCommand.self, SBOMCommand.self])
+        subcommands: [FeedsCommand.self, DemoCommand.self, InventoryCommand.self, ScanCommand.self, SBOMCommand.self,
+                      BillingCommand.self, ScansCommand.self])
 }
 
 /// `gantry feeds …`

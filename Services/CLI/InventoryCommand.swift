@@ -30,9 +30,10 @@ struct InventoryCommand: AsyncParsableCommand {
         guard parts.count == 2 else { throw CLIError("platform must be os/architecture, for example linux/amd64") }
         let path = archive.hasPrefix("oci-archive:") ? String(archive.dropFirst("oci-archive:".count)) : archive
         guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("\(path): no such readable file") }
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        // Streamed: blobs go to a private scratch directory, so memory stays bounded whatever the archive's size.
         let image: OCIArchive
-        do { image = try OCIArchive(bytes) } catch { throw CLIError("\(archive): \(error)") }
+        do { image = try OCIArchive(fileAt: URL(fileURLWithPath: path)) } catch { throw CLIError("\(archive): \(error)") }
+        defer { image.removeScratch() }
         let digests: [Digest]
         do { digests = try image.layerDigests(os: parts[0], architecture: parts[1]) } catch {
             throw CLIError("\(archive): \(error)")
@@ -40,8 +41,9 @@ struct InventoryCommand: AsyncParsableCommand {
         var filesystem = MergedFilesystem()
         let reader = LayerReader()
         for digest in digests {
-            guard let blob = image.blob(digest) else { throw CLIError("\(archive): blob \(digest) is missing") }
-            filesystem.apply(try reader.read(blob))
+            let file: URL
+            do { file = try image.blobFile(digest) } catch { throw CLIError("\(archive): \(error)") }
+            filesystem.apply(try reader.read(fileAt: file))
         }
         return Cataloger.inventory(of: filesystem)
     }

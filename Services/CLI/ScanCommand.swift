@@ -170,9 +170,12 @@ enum Report {
             rules[finding.vulnerabilityID] = [
                 "id": finding.vulnerabilityID,
                 "shortDescription": ["text": "\(finding.vulnerabilityID) in \(finding.sourceName ?? finding.packageName)"],
+                "fullDescription": ["text": finding.title ?? finding.description ?? finding.vulnerabilityID],
                 "helpUri": finding.vulnerabilityID.hasPrefix("CVE-")
                     ? "https://nvd.nist.gov/vuln/detail/\(finding.vulnerabilityID)" : "https://osv.dev/vulnerability/\(finding.vulnerabilityID)",
-                "properties": ["security-severity": securitySeverity(finding.severity)],
+                // GitHub code scanning reads `security-severity` as a CVSS score: the real one where known.
+                "properties": ["security-severity": finding.cvssV3Score.map { String(format: "%.1f", $0) }
+                    ?? finding.cvssV4Score.map { String(format: "%.1f", $0) } ?? securitySeverity(finding.severity)],
             ]
             let location = subject.inventory.packages.first { $0.name == finding.packageName }?.location ?? "image"
             results.append([

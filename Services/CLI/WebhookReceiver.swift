@@ -5,7 +5,7 @@ import Logging
 import Notification
 
 /// The demo's webhook receiver: a Hummingbird route that records each delivery and checks its
-/// `X-Gantry-Signature` (HMAC-SHA256 over the body) with the shared secret.
+/// `X-Gantry-Signature` (HMAC-SHA256 over `X-Gantry-Timestamp`, a full stop and the body) with the shared secret.
 actor WebhookReceiver {
     struct Received: Sendable {
         var body: String
@@ -29,7 +29,9 @@ actor WebhookReceiver {
             let buffer = try await request.body.collect(upTo: 1 << 20)
             let body = String(buffer: buffer)
             let signature = request.headers[HTTPField.Name(WebhookSignature.header)!] ?? ""
-            let valid = WebhookSignature.verify(signature: signature, body: Data(body.utf8), secret: secret)
+            let timestamp = request.headers[HTTPField.Name(WebhookSignature.timestampHeader)!] ?? ""
+            let valid = WebhookSignature.verify(signature: signature, timestamp: timestamp, body: Data(body.utf8),
+                                                secret: secret) == .valid
             await self.record(Received(body: body, signatureValid: valid))
             return valid ? .noContent : .unauthorized
         }

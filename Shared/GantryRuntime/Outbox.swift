@@ -27,6 +27,24 @@ public struct Outbox: Sendable {
             ON CONFLICT (message_id) DO NOTHING
             """, logger: logger)
     }
+
+    /// Queues several messages for one destination in one statement, in order, inside the caller's
+    /// transaction (for bulk producers); as with `enqueue`, a message ID already queued is ignored.
+    public func enqueue<Payload: Encodable>(batch: [(messageID: String, payload: Payload)], to destination: GantryServiceName,
+                                            path: String, on connection: PostgresConnection, logger: Logger) async throws {
+        guard !batch.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        let payloads = try batch.map { String(decoding: try encoder.encode($0.payload), as: UTF8.self) }
+        let trace = RequestTrace.current?.child()
+        try await connection.query("""
+            INSERT INTO \(unescaped: schema).outbox (message_id, destination, path, payload, request_id, traceparent)
+            SELECT m, \(destination.rawValue), \(path), p, \(trace?.requestID), \(trace?.traceparent)
+            FROM unnest(\(batch.map(\.messageID))::text[], \(payloads)::text[]) WITH ORDINALITY AS t(m, p, n)
+            ORDER BY n
+            ON CONFLICT (message_id) DO NOTHING
+            """, logger: logger)
+    }
 }
 
 /// Records message IDs already processed, so that a redelivered message has no second effect.

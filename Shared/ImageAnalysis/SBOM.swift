@@ -72,26 +72,53 @@ public enum SBOM {
         ]
         if !subject.findings.isEmpty {
             document["vulnerabilities"] = subject.findings.map { finding -> [String: Any] in
-                let purl = subject.inventory.packages.first {
+                let purl = finding.purl ?? subject.inventory.packages.first {
                     $0.name == finding.packageName && $0.version == finding.installedVersion
                 }?.purl
+                // Ratings: the chosen severity (with its rater), then each CVSS score (CycloneDX 1.6
+                // `ratings[].method` CVSSv31 / CVSSv4).
+                var ratings: [[String: Any]] = [["source": ["name": finding.severitySource ?? finding.source],
+                                                 "severity": finding.severity.rawValue.lowercased(), "method": "other"]]
+                if let score = finding.cvssV3Score {
+                    var rating: [String: Any] = ["score": score, "method": "CVSSv31", "severity": cycloneDXSeverity(score)]
+                    if let vector = finding.cvssV3Vector { rating["vector"] = vector }
+                    ratings.append(rating)
+                }
+                if let score = finding.cvssV4Score {
+                    var rating: [String: Any] = ["score": score, "method": "CVSSv4", "severity": cycloneDXSeverity(score)]
+                    if let vector = finding.cvssV4Vector { rating["vector"] = vector }
+                    ratings.append(rating)
+                }
+                var analysis: [String: Any] = ["state": "exploitable",
+                                               "detail": "installed \(finding.packageName) \(finding.installedVersion)"
+                                                   + (finding.statement.map { "; \($0)" } ?? "")]
+                switch finding.fixState {
+                case "wontFix": analysis["response"] = ["will_not_fix"]
+                case "fixed", nil where finding.fixedVersion != nil: analysis["response"] = ["update"]
+                default: break
+                }
                 var vulnerability: [String: Any] = [
-                    "bom-ref": "vuln:\(finding.vulnerabilityID):\(finding.packageName)",
+                    "bom-ref": "vuln:\(finding.vulnerabilityID):\(finding.packageName):\(finding.installedVersion)",
                     "id": finding.vulnerabilityID,
                     "source": ["name": finding.source],
-                    "ratings": [["source": ["name": finding.source], "severity": finding.severity.rawValue.lowercased()]],
+                    "ratings": ratings,
                     "affects": [["ref": purl.flatMap { references[$0] } ?? "image"]],
-                    "analysis": ["state": "exploitable",
-                                 "detail": "installed \(finding.packageName) \(finding.installedVersion)"],
+                    "analysis": analysis,
                 ]
+                if let description = finding.title ?? finding.description { vulnerability["description"] = description }
+                if let published = finding.published { vulnerability["published"] = published }
+                if let links = finding.links, !links.isEmpty {
+                    vulnerability["advisories"] = links.prefix(10).map { ["url": $0] }
+                }
                 if let fixed = finding.fixedVersion {
                     vulnerability["recommendation"] = "Upgrade \(finding.packageName) to \(fixed) or later."
                 } else {
-                    vulnerability["recommendation"] = "No fixed version of \(finding.packageName) is available."
+                    vulnerability["recommendation"] = "No fixed version of \(finding.packageName) is available"
+                        + (finding.fixState.map { " (\($0))" } ?? "") + "."
                 }
-                let aliases = finding.cves.filter { $0 != finding.vulnerabilityID }
+                let aliases = (finding.aliases ?? finding.cves).filter { $0 != finding.vulnerabilityID }
                 if !aliases.isEmpty {
-                    vulnerability["references"] = aliases.map { ["id": $0, "source": ["name": "NVD"]] }
+                    vulnerability["references"] = aliases.map { ["id": $0, "source": ["name": $0.hasPrefix("CVE-") ? "NVD" : "OSV"]] }
                 }
                 return vulnerability
             }
@@ -190,5 +217,16 @@ public enum SBOM {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.string(from: date)
+    }
+}
+
+/// The CycloneDX severity word of a CVSS base score's band (CVSS v3.1 §5, v4.0 §6).
+private func cycloneDXSeverity(_ score: Double) -> String {
+    switch score {
+    case ..<0.1: "none"
+    case ..<4.0: "low"
+    case ..<7.0: "medium"
+    case ..<9.0: "high"
+    default: "critical"
     }
 }

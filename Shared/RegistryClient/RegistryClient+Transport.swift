@@ -13,7 +13,9 @@ extension RegistryClient {
     ///   on another host (a blob store's presigned URL carries its own authorization).
     /// - Redirects (301, 302, 303, 307, 308) are followed up to `limits.maxRedirects`.
     /// - 429, 502, 503, 504 and connections closed or timing out mid-exchange are retried up to `limits.maxRetries` times with
-    ///   doubling backoff, honouring `Retry-After` (RFC 9110 §10.2.3), capped at `limits.maxBackoff`.
+    ///   doubling backoff, honouring `Retry-After` (RFC 9110 §10.2.3), capped at `limits.maxBackoff`. A retry
+    ///   after a redirect asks the redirect target again (a blob store's pre-signed URL stays valid for minutes).
+    ///   When the retries are used up, the error says how many were made.
     /// - Throws: `RegistryError.unauthorized`, `.notFound`, `.http`, `.transport`.
     func get(_ startURL: String, endpoint: RegistryEndpoint, scope: String, accept: [String],
              timeout: Duration) async throws -> HTTPClientResponse {
@@ -47,7 +49,8 @@ extension RegistryClient {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                throw RegistryError.transport(url: url, message: String(describing: error))
+                let retries = attempt == 0 ? "" : " (after \(attempt) \(attempt == 1 ? "retry" : "retries"))"
+                throw RegistryError.transport(url: url, message: String(describing: error) + retries)
             }
 
             let status = Int(response.status.code)
@@ -86,6 +89,13 @@ extension RegistryClient {
                             metadata: ["url": "\(url)", "status": "\(status)", "delay": "\(delay)"])
                 try await Task.sleep(for: delay)
                 attempt += 1
+            case 429, 502, 503, 504:
+                // Still busy after every retry: say so, so that the caller can tell it from a plain failure.
+                let excerpt = await bodyExcerpt(response)
+                throw RegistryError.http(
+                    status: status, url: url,
+                    bodyExcerpt: "gave up after \(attempt) \(attempt == 1 ? "retry" : "retries") (RegistryLimits.maxRetries is \(limits.maxRetries))"
+                        + (excerpt.isEmpty ? "" : "; last answer: \(excerpt)"))
             case 404:
                 throw RegistryError.notFound(url: url, detail: await bodyExcerpt(response))
             default:

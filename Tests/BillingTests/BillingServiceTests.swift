@@ -9,84 +9,12 @@ import Testing
 /// Billing run in-process on a real PostgreSQL database, called over HTTP.
 @Suite("Billing service")
 struct BillingServiceTests {
-    /// A billing service on a fresh database, and calls against it.
-    struct Harness: Sendable {
-        let env: TestEnvironment
-        let database: TestDatabase
-        var base: String { env.url(.billing).absoluteString }
-
-        static func run(_ body: @Sendable (Harness) async throws -> Void) async throws {
-            let database = try await TestDatabase.create()
-            do {
-                let env = try TestEnvironment(database: database)
-                let app = try await buildBillingApplication(configuration: env.configuration(.billing))
-                let harness = Harness(env: env, database: database)
-                try await withRunningServices([app], readyPorts: [env.ports[.billing]!]) { try await body(harness) }
-            } catch {
-                await database.drop()
-                throw error
-            }
-            await database.drop()
-        }
-
-        /// `POST /internal/v1/usage` with a billing service token.
-        func record(_ usage: [String: String], token: String? = nil) async throws -> TestHTTP.Reply {
-            let bearer: String
-            if let token { bearer = token } else { bearer = try await env.tokens(issuer: "scanner").token(for: "billing") }
-            return try await TestHTTP.json(.POST, "\(base)/internal/v1/usage", usage,
-                                           headers: ["Content-Type": "application/json", "Authorization": "Bearer \(bearer)"])
-        }
-
-        /// Records a scan and returns the receipt's `charged`, requiring 200.
-        func charged(_ usage: [String: String]) async throws -> Bool {
-            let reply = try await record(usage)
-            try #require(reply.status == 200, "\(reply.text)")
-            let charged = try reply.object()["charged"]
-            return try #require(charged as? Bool)
-        }
-
-        func usage(tenant: String, subscription: String) async throws -> [String: Any] {
-            let reply = try await TestHTTP.send(.GET, "\(base)/v1/tenants/\(tenant)/subscriptions/\(subscription)/usage")
-            try #require(reply.status == 200, "\(reply.text)")
-            return try reply.object()
-        }
-
-        func chargeCount(digest: String? = nil) async throws -> Int {
-            try await database.withClient { client in
-                let rows = if let digest {
-                    try await client.query("SELECT count(*)::int FROM billing.charges WHERE digest = \(digest)")
-                } else {
-                    try await client.query("SELECT count(*)::int FROM billing.charges")
-                }
-                for try await count in rows.decode(Int.self) { return count }
-                return -1
-            }
-        }
-    }
-
-    /// One tenant and subscription with a registry.
-    struct Account {
-        let tenant = UUID().uuidString.lowercased()
-        let subscription = UUID().uuidString.lowercased()
-        let registry = UUID().uuidString.lowercased()
-
-        func scan(_ digest: String, trigger: String = "push", messageID: String = UUID().uuidString,
-                  scanID: String = UUID().uuidString.lowercased()) -> [String: String] {
-            ["messageId": messageID, "tenantId": tenant, "subscriptionId": subscription, "registryId": registry,
-             "digest": digest, "scanId": scanID, "trigger": trigger]
-        }
-    }
-
-    static func digest(_ seed: String) -> String {
-        "sha256:" + String(repeating: seed, count: 64 / seed.count)
-    }
-
     @Test("the first scan of a digest in a subscription is charged once; repeats, rescans and redeliveries are free")
     func chargesOncePerDigestAndSubscription() async throws {
-        try await Harness.run { h in
+        try await BillingHarness.run { h in
             let account = Account()
             let other = Account()
-            let image = Self.digest("a1")
+            let image = digest("a1")
 
             let firstScanID = UUID().uuidString.lowercased()
             let first = try await h.record(account.scan(image, messageID: "scan-1", scanID: firstScanID))
@@ -99,17 +27,20 @@ struct BillingServiceTests {
             let repeated = try await h.record(account.scan(image, messageID: "scan-2"))
             #expect(try repeated.object()["charged"] as? Bool == false)
             #expect(try repeated.object()["chargeId"] == nil)
-            // The same message redelivered: no second effect.
-            #expect(try await h.charged(account.scan(image, messageID: "scan-1", scanID: firstScanID)) == false)
+            // The same message redelivered: no second effect; the original receipt again.
+            let again = try await h.receipt(account.scan(image, messageID: "scan-1", scanID: firstScanID))
+            #expect(again.redelivered && again.charged && again.chargeID == chargeID && again.unitPrice == "0.2900")
+            #expect(try Receipt(receipt).redelivered == false)
+            #expect(try Receipt(repeated.object()).disposition == "alreadyCharged")
             // Same digest in another subscription: charged there.
             #expect(try await h.charged(other.scan(image, messageID: "scan-3")) == true)
             // A rescan is never charged, even of a digest never charged before.
-            let rescanned = Self.digest("b2")
-            #expect(try await h.charged(account.scan(rescanned, trigger: "rescan", messageID: "scan-4")) == false)
+            let rescanned = digest("b2")
+            #expect(try await h.receipt(account.scan(rescanned, trigger: "rescan", messageID: "scan-4")).disposition == "freeTrigger")
             #expect(try await h.chargeCount(digest: rescanned) == 0)
             // Manual and import scans of a new digest are charged.
-            #expect(try await h.charged(account.scan(Self.digest("c3"), trigger: "manual", messageID: "scan-5")) == true)
-            #expect(try await h.charged(account.scan(Self.digest("d4"), trigger: "import", messageID: "scan-6")) == true)
+            #expect(try await h.charged(account.scan(digest("c3"), trigger: "manual", messageID: "scan-5")) == true)
+            #expect(try await h.charged(account.scan(digest("d4"), trigger: "import", messageID: "scan-6")) == true)
 
             #expect(try await h.chargeCount() == 4)
             #expect(try await h.chargeCount(digest: image) == 2)
@@ -120,7 +51,7 @@ struct BillingServiceTests {
             #expect(usage["amount"] as? String == "0.8700")
             #expect(usage["currency"] as? String == "USD")
             let charges = try #require(usage["charges"] as? [[String: Any]])
-            #expect(charges.map { $0["digest"] as? String } == [image, Self.digest("c3"), Self.digest("d4")])
+            #expect(charges.map { $0["digest"] as? String } == [image, digest("c3"), digest("d4")])
             #expect(charges.first?["chargeId"] as? String == chargeID)
             #expect(charges.first?["scanId"] as? String == firstScanID)
             #expect(charges.first?["registryId"] as? String == account.registry)
@@ -145,9 +76,9 @@ struct BillingServiceTests {
 
     @Test("20 concurrent first scans of one digest (different messages) produce exactly one charge")
     func concurrentScansChargeOnce() async throws {
-        try await Harness.run { h in
+        try await BillingHarness.run { h in
             let account = Account()
-            let image = Self.digest("e5")
+            let image = digest("e5")
             let results = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<20 {
                     group.addTask { try await h.charged(account.scan(image, messageID: "race-\(index)")) }
@@ -172,48 +103,51 @@ struct BillingServiceTests {
         }
     }
 
-    @Test("the same message delivered 10 times at once has one effect")
+    @Test("the same message delivered 10 times at once has one effect; every delivery answers the same charge")
     func concurrentRedeliveryOneEffect() async throws {
-        try await Harness.run { h in
+        try await BillingHarness.run { h in
             let account = Account()
-            let scan = account.scan(Self.digest("f6"), messageID: "once")
-            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for _ in 0..<10 { group.addTask { try await h.charged(scan) } }
-                var results: [Bool] = []
-                for try await charged in group { results.append(charged) }
+            let scan = account.scan(digest("f6"), messageID: "once")
+            let results = try await withThrowingTaskGroup(of: Receipt.self) { group in
+                for _ in 0..<10 { group.addTask { try await h.receipt(scan) } }
+                var results: [Receipt] = []
+                for try await receipt in group { results.append(receipt) }
                 return results
             }
-            #expect(results.filter { $0 }.count == 1)
+            #expect(results.filter { !$0.redelivered }.count == 1)
+            #expect(results.allSatisfy { $0.charged && $0.chargeID != nil })
+            #expect(Set(results.map(\.chargeID)).count == 1)
             #expect(try await h.chargeCount() == 1)
+            #expect(try await h.count("SELECT count(*)::int FROM billing.usage_events") == 1)
         }
     }
 
-    @Test("bad UUIDs, digests, triggers and bodies are 400 problem+json and charge nothing")
+    @Test("bad UUIDs, digests, triggers, outcomes, hosts, future scan times and bodies are 400 problem+json and store nothing")
     func invalidUsage() async throws {
-        try await Harness.run { h in
+        try await BillingHarness.run { h in
             let account = Account()
-            let good = account.scan(Self.digest("a1"))
-            var cases: [(String, [String: String], String)] = []
-            for field in ["tenantId", "subscriptionId", "registryId", "scanId"] {
+            let good = account.scan(digest("a1"))
+            var cases: [(String, UsageMessage, String)] = []
+            func bad(_ name: String, _ overrides: [String: String?], field: String) {
                 var usage = good
-                usage[field] = "not-a-uuid"
-                cases.append((field, usage, field))
+                usage.overrides = overrides
+                cases.append((name, usage, field))
+            }
+            for field in ["tenantId", "subscriptionId", "registryId", "scanId"] {
+                bad(field, [field: "not-a-uuid"], field: field)
             }
             for digest in ["sha256:abc", "md5:" + String(repeating: "a", count: 32), "sha256:" + String(repeating: "A", count: 64), ""] {
-                var usage = good
-                usage["digest"] = digest
-                usage["messageId"] = UUID().uuidString
-                cases.append(("digest \(digest)", usage, "digest"))
+                bad("digest \(digest)", ["digest": digest], field: "digest")
             }
-            var badTrigger = good
-            badTrigger["trigger"] = "gift"
-            cases.append(("trigger", badTrigger, "trigger"))
-            var blankMessage = good
-            blankMessage["messageId"] = "   "
-            cases.append(("messageId", blankMessage, "messageId"))
-            var missing = good
-            missing["digest"] = nil
-            cases.append(("missing digest", missing, "digest"))
+            bad("trigger", ["trigger": "gift"], field: "trigger")
+            bad("messageId", ["messageId": "   "], field: "messageId")
+            bad("missing digest", ["digest": nil], field: "digest")
+            bad("outcome", ["outcome": "great"], field: "outcome")
+            bad("planEnabled", ["planEnabled": "yes"], field: "planEnabled")
+            bad("registryHost", ["registryHost": "http://registry.example/v2"], field: "registryHost")
+            bad("scannedAt format", ["scannedAt": "yesterday"], field: "ISO8601")
+            let tomorrow = ISO8601DateFormatter().string(from: Date().addingTimeInterval(86_400))
+            bad("scannedAt future", ["scannedAt": tomorrow], field: "scannedAt")
 
             for (name, usage, field) in cases {
                 let reply = try await h.record(usage)
@@ -228,16 +162,74 @@ struct BillingServiceTests {
             #expect(try expectProblem(badPath, status: 400).contains("tenantId"))
 
             #expect(try await h.chargeCount() == 0)
+            #expect(try await h.count("SELECT count(*)::int FROM billing.usage_events") == 0)
+            #expect(try await h.count("SELECT count(*)::int FROM billing.subscriptions") == 0)
             // Nothing was claimed either, so a corrected retry of the same message still counts.
             #expect(try await h.charged(good) == true)
         }
     }
 
+    @Test("a subscription reported under another tenant is refused with 409 and nothing of it is stored")
+    func subscriptionOfAnotherTenant() async throws {
+        try await BillingHarness.run { h in
+            let owner = Account()
+            #expect(try await h.charged(owner.scan(digest("a1"))))
+            var intruder = owner
+            intruder.tenant = UUID().uuidString.lowercased()
+            let message = intruder.scan(digest("b2"), messageID: "intruder-1")
+            let detail = try expectProblem(try await h.record(message), status: 409)
+            #expect(detail.contains("another tenant"), "\(detail)")
+            #expect(try await h.chargeCount() == 1)
+            #expect(try await h.count("SELECT count(*)::int FROM billing.inbox WHERE message_id = 'intruder-1'") == 0)
+            #expect(try await h.count("SELECT count(*)::int FROM billing.usage_events") == 1)
+        }
+    }
+
+    @Test("failed and not-applicable scans, disabled plans, rescans and re-evaluations cost nothing, and are counted as scans")
+    func freeScans() async throws {
+        try await BillingHarness.run { h in
+            let account = Account()
+            var failed = account.scan(digest("a1"))
+            failed.outcome = "failed"
+            var notApplicable = account.scan(digest("b2"))
+            notApplicable.outcome = "notApplicable"
+            var disabled = account.scan(digest("c3"))
+            disabled.planEnabled = false
+            let expected: [(UsageMessage, String)] = [
+                (failed, "notAssessed"), (notApplicable, "notAssessed"), (disabled, "planDisabled"),
+                (account.scan(digest("d4"), trigger: "rescan"), "freeTrigger"),
+                (account.scan(digest("e5"), trigger: "reevaluation"), "freeTrigger"),
+            ]
+            for (usage, disposition) in expected {
+                let receipt = try await h.receipt(usage)
+                #expect(receipt.disposition == disposition && !receipt.charged && receipt.chargeID == nil
+                        && receipt.unitPrice == nil, "\(usage.json)")
+            }
+            #expect(try await h.chargeCount() == 0)
+            // A later assessed first scan of those digests (plan on, push) is the billable one.
+            var assessed = account.scan(digest("a1"))
+            assessed.outcome = "assessed"
+            assessed.planEnabled = true
+            #expect(try await h.receipt(assessed).disposition == "charged")
+            let usage = try await h.usage(tenant: account.tenant, subscription: account.subscription)
+            #expect(usage["scans"] as? Int == 6)
+            #expect(usage["billableImages"] as? Int == 1)
+            #expect(usage["amount"] as? String == "0.2900")
+            let dispositions = try await h.database.withClient { client in
+                var rows: [String] = []
+                for try await row in try await client.query("SELECT disposition FROM billing.usage_events ORDER BY received_at")
+                    .decode(String.self) { rows.append(row) }
+                return rows
+            }
+            #expect(dispositions == ["notAssessed", "notAssessed", "planDisabled", "freeTrigger", "freeTrigger", "charged"])
+        }
+    }
+
     @Test("recording usage needs a service token addressed to billing")
     func usageNeedsServiceToken() async throws {
-        try await Harness.run { h in
-            let scan = Account().scan(Self.digest("a1"))
-            let none = try await TestHTTP.json(.POST, "\(h.base)/internal/v1/usage", scan)
+        try await BillingHarness.run { h in
+            let scan = Account().scan(digest("a1"))
+            let none = try await TestHTTP.json(.POST, "\(h.base)/internal/v1/usage", scan.json)
             try expectProblem(none, status: 401)
             let forDiscovery = try await h.env.tokens().token(for: "discovery")
             try expectProblem(try await h.record(scan, token: forDiscovery), status: 401)

@@ -28,10 +28,10 @@ struct ComposeTests {
         #expect(cloudValues.count == Self.gantryServices.count)
         #expect(cloudValues.allSatisfy { $0 == cloud }, "GANTRY_CLOUD values: \(cloudValues)")
 
-        let offline = RenderedCompose.values(of: "GANTRY_FEEDS_OFFLINE", in: result.stdout)
-        let expectOffline = cloud != "commercial"
-        #expect(offline.count == Self.gantryServices.count)
-        #expect(offline.allSatisfy { $0 == (expectOffline ? "true" : "false") }, "GANTRY_FEEDS_OFFLINE values: \(offline)")
+        // Sovereign clouds never download feeds (bundle-only); commercial downloads every 6 hours.
+        let update = RenderedCompose.values(of: "GANTRY_FEEDS_UPDATE_SECONDS", in: result.stdout)
+        #expect(update.count == Self.gantryServices.count)
+        #expect(update.allSatisfy { $0 == (cloud == "commercial" ? "21600" : "0") }, "GANTRY_FEEDS_UPDATE_SECONDS values: \(update)")
 
         // Peers are reached by service hostname, never loopback.
         #expect(result.stdout.contains("GANTRY_INGESTION_URL: http://ingestion:8082"))

@@ -171,4 +171,72 @@ struct CLITests {
         let rules = ((run?["tool"] as? [String: Any])?["driver"] as? [String: Any])?["rules"] as? [[String: Any]]
         #expect(rules?.compactMap { $0["id"] as? String } == ["CVE-2019-14697"])
     }
+
+    /// Runs `gantry` with `TMPDIR` set to a fresh directory; returns status, output, errors and what the
+    /// run left in that directory (its scratch files must be gone).
+    static func runInPrivateTemp(_ arguments: [String]) throws -> (Int32, String, String, [String]) {
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-cli-tmp-\(UUID())")
+        try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: temp) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: gantry)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temp.path]) { $1 }
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let left = try FileManager.default.contentsOfDirectory(atPath: temp.path)
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self), left)
+    }
+
+    static func inventory(_ output: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])?["inventory"] as? [String: Any]
+    }
+
+    @Test("archives are unpacked into a scratch directory that is gone when gantry exits, also after a refusal")
+    func scratchIsRemoved() throws {
+        let archive = try Corpus.file("images/debian-bookworm-minbase.oci.tar").path
+        let (status, output, errors, left) = try Self.runInPrivateTemp(["sbom", "oci-archive:\(archive)", "--format", "json"])
+        #expect(status == 0, "\(errors)")
+        #expect((Self.inventory(output)?["packages"] as? [Any])?.count == 88)
+        #expect(left.isEmpty, "left behind: \(left)")
+
+        let lying = try Corpus.file("5-image-tarballs/snyk-oci-archives_alpine-3.12.0.tar").path
+        let refused = try Self.runInPrivateTemp(["sbom", "oci-archive:\(lying)"])
+        #expect(refused.0 != 0)
+        #expect(refused.3.isEmpty, "left behind: \(refused.3)")
+    }
+
+    @Test("docker-archive layers are checked against the config's diff IDs: a match is silent, a mismatch is a note")
+    func dockerArchiveDiffIDs() throws {
+        // A containerd export whose gzip layer decompresses to exactly its diff ID.
+        let intact = try Corpus.file("5-image-tarballs/snyk-containerd-archives_alpine.tar").path
+        let good = try Self.run(Self.gantry, ["sbom", "docker-archive:\(intact)", "--format", "json"])
+        #expect(good.0 == 0, "\(good.2)")
+        let goodInventory = Self.inventory(good.1)
+        #expect((goodInventory?["packages"] as? [Any])?.count == 14)
+        #expect(!((goodInventory?["notes"] as? [String]) ?? []).contains { $0.contains("diff ID") })
+
+        // CentOS 6 trimmed after saving: its gzip layer no longer decompresses to the diff ID; analysed, with a note.
+        let trimmed = try Corpus.file("5-image-tarballs/snyk-docker-archives_skopeo-copy_centos-6.tar").path
+        let altered = try Self.run(Self.gantry, ["sbom", "docker-archive:\(trimmed)", "--format", "json"])
+        #expect(altered.0 == 0, "\(altered.2)")
+        let notes = (Self.inventory(altered.1)?["notes"] as? [String]) ?? []
+        #expect(notes.contains { $0.contains("does not match the diff ID sha256:af6bf1987c2eb07d73f33836b0d8fd825d7c785273526b077e46780e8b4b2ae9") },
+                "\(notes)")
+    }
+
+    @Test("a gzip-compressed docker-archive (docker save | gzip) is read like the plain one")
+    func compressedDockerArchive() throws {
+        let archive = try Corpus.file("5-image-tarballs/trivy-alpine-310.tar.gz").path
+        let (status, output, errors) = try Self.run(Self.gantry, ["sbom", archive, "--format", "json"])
+        #expect(status == 0, "\(errors)")
+        let inventory = Self.inventory(output)
+        #expect((inventory?["packages"] as? [Any])?.count == 14)
+        #expect((inventory?["operatingSystem"] as? [String: Any])?["id"] as? String == "alpine")
+    }
 }

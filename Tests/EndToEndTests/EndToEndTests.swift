@@ -179,7 +179,9 @@ struct EndToEndTests {
             }
             let charged = ((usage["charges"] as? [[String: Any]]) ?? []).compactMap { $0["digest"] as? String }.sorted()
             #expect(charged == [vulnerable, upgraded].sorted())
-            #expect(usage["amount"] as? String == "0.5800")
+            // Both inside the default 30-day free trial: recorded at 0 with their list price.
+            #expect(usage["amount"] as? String == "0.0000")
+            #expect(((usage["charges"] as? [[String: Any]]) ?? []).allSatisfy { $0["listPrice"] as? String == "0.2900" })
 
             // SBOMs from the scanner API: CycloneDX with the findings as vulnerabilities, and SPDX.
             let cyclone = try await TestHTTP.send(.GET, stack.api(.scanner, "/v1/tenants/\(stack.tenantID)/images/\(vulnerable)/sbom"))
@@ -207,13 +209,18 @@ struct EndToEndTests {
             #expect(cached.count == 2)
             #expect(cached.contains("sha256:dcc2844b5e99c427e4525de949fc741ea4b13ca2856295972ac06272080ad585"))
 
-            // The same image under another tag: scanned again, but neither billed nor alerted twice.
+            // The same image under another tag: the tag is recorded, but the digest is not scanned again
+            // (its findings stay current through re-evaluation), nor billed or alerted twice.
             _ = try await stack.push("images/alpine-3.7.3.oci.tar", repository: "e2e/alpine", tag: "again")
-            _ = try await eventually("a second finished scan of \(vulnerable)") {
-                let finished = try await stack.scans(vulnerable).filter { $0["status"] as? String == "succeeded" }
-                return finished.count >= 2 ? finished : nil
+            _ = try await eventually("the tag 'again' on \(vulnerable)") {
+                let reply = try await TestHTTP.send(.GET, stack.api(.ingestion,
+                    "/v1/tenants/\(stack.tenantID)/registries/\(stack.registryID)/images?repository=e2e/alpine"))
+                let items = (try reply.json() as? [String: Any])?["items"] as? [[String: Any]] ?? []
+                let tags = items.first { $0["digest"] as? String == vulnerable }?["tags"] as? [String] ?? []
+                return tags.contains("again") ? tags : nil
             }
             try await Task.sleep(for: .seconds(2))
+            #expect(try await stack.scans(vulnerable).count == 1)
             #expect(await stack.sink.deliveries.count == 1)
             #expect((try await stack.usage())["billableImages"] as? Int == 2)
         }

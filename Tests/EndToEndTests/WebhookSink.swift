@@ -25,7 +25,8 @@ actor WebhookSink {
         router.post("/hook") { request, _ -> HTTPResponse.Status in
             let body = Data(try await request.body.collect(upTo: 1 << 20).readableBytesView)
             let signature = request.headers[HTTPField.Name(WebhookSignature.header)!] ?? ""
-            let valid = WebhookSignature.verify(signature: signature, body: body, secret: self.secret)
+            let timestamp = request.headers[HTTPField.Name(WebhookSignature.timestampHeader)!] ?? ""
+            let valid = WebhookSignature.verify(signature: signature, timestamp: timestamp, body: body, secret: self.secret) == .valid
             await self.record(Delivery(body: body, signatureValid: valid,
                                        event: request.headers[HTTPField.Name("X-Gantry-Event")!]))
             return .noContent

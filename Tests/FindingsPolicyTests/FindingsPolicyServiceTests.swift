@@ -87,10 +87,11 @@ import Testing
         }
     }
 
-    static func withService(_ body: @Sendable (Harness) async throws -> Void) async throws {
+    /// - Parameter extra: more `GANTRY_*` variables for the service.
+    static func withService(extra: [String: String] = [:], _ body: @Sendable (Harness) async throws -> Void) async throws {
         let database = try await TestDatabase.create()
         do {
-            let env = try TestEnvironment(database: database)
+            let env = try TestEnvironment(database: database, extra: extra)
             let app = try await buildFindingsPolicyApplication(configuration: env.configuration(.findingsPolicy))
             let token = try await env.tokens().token(for: "findings-policy")
             try await withRunningServices([app], readyPorts: [env.ports[.findingsPolicy]!]) {

@@ -17,7 +17,8 @@ struct IngestionServiceTests {
             "4-registry-payloads/distribution-notifications/event-envelope-push-3-events.json"))
         try await IngestionHarness.run(loginServer: "registrycluster.local") { h in
             let first = try await h.post(envelope)
-            #expect(try h.receipt(first) == [3, 1, 0, 1])
+            #expect(try h.receipt(first) == [3, 1, 0, 2])
+            try await h.processed()
 
             let rows = try await h.outbox()
             #expect(rows.count == 1)
@@ -39,7 +40,8 @@ struct IngestionServiceTests {
 
             // Delivered again (distribution retries until it gets a 2xx): counted as a duplicate, nothing new.
             let again = try await h.post(envelope)
-            #expect(try h.receipt(again) == [3, 0, 1, 0])
+            #expect(try h.receipt(again) == [3, 0, 1, 2])
+            try await h.processed()
             #expect(try await h.outbox().map(\.messageID) == ["scan-request:\(h.registryID):asdf-asdf-asdf-asdf-0"])
             #expect(try await h.written() == [1, 1])
 
@@ -65,6 +67,7 @@ struct IngestionServiceTests {
         try await IngestionHarness.run(loginServer: "127.0.0.1:5000") { h in
             let reply = try await h.post(Data(envelope.utf8), contentType: "application/json")
             #expect(try h.receipt(reply) == [1, 1, 0, 0])
+            try await h.processed()
             #expect(try await h.recordedEvents() == ["320678d8-ca14-430f-8bb6-4ca139cd83f7 pull \(Self.corpusDigest) false"])
             #expect(try await h.outbox().isEmpty)
         }
@@ -82,6 +85,8 @@ struct IngestionServiceTests {
                                         "request": ["host": h.loginServer, "method": "DELETE"]]
             let reply = try await h.post(events: [event])
             #expect(try h.receipt(reply) == [1, 1, 0, 0])
+            try await h.processed()
+            #expect(try await h.outcomes()["delete-1"] == "ignored: no image with this digest is known")
             #expect(try await h.recordedEvents()
                     == ["delete-1 delete sha256:d89e1bee20d9cb344674e213b581f14fbd8e70274ecf9d10c514bab78a307845 false"])
             #expect(try await h.outbox().isEmpty)
@@ -97,7 +102,7 @@ struct IngestionServiceTests {
                 h.event(action: "mount", mediaType: "application/vnd.oci.image.config.v1+json", digest: IngestionHarness.digest("03"), tag: nil),
             ]
             let reply = try await h.post(events: layers)
-            #expect(try h.receipt(reply) == [3, 0, 0, 0])
+            #expect(try h.receipt(reply) == [3, 0, 0, 3])
             #expect(try await h.written() == [0, 0])
         }
     }
@@ -113,7 +118,8 @@ struct IngestionServiceTests {
                 h.event(id: "b1", mediaType: "application/octet-stream", digest: IngestionHarness.digest("33")),
             ]
             let reply = try await h.post(events: events, contentType: "application/json")
-            #expect(try h.receipt(reply) == [4, 3, 0, 2])
+            #expect(try h.receipt(reply) == [4, 3, 0, 1])
+            try await h.processed()
             let rows = try await h.outbox()
             #expect(rows.map(\.messageID) == ["scan-request:\(h.registryID):m1", "scan-request:\(h.registryID):m2"])
             #expect(rows.allSatisfy { $0.destination == "scanner" && $0.path == "/internal/v1/scans" })
@@ -134,6 +140,7 @@ struct IngestionServiceTests {
         try await IngestionHarness.run(planEnabled: false) { h in
             let reply = try await h.post(events: [h.event(id: "p1")])
             #expect(try h.receipt(reply) == [1, 1, 0, 0])
+            try await h.processed()
             #expect(try await h.recordedEvents() == ["p1 push \(IngestionHarness.digest("ab")) false"])
             #expect(try await h.outbox().isEmpty)
         }
@@ -147,7 +154,8 @@ struct IngestionServiceTests {
             #expect((event["target"] as? [String: Any])?["url"] as? String
                     == "https://127.0.0.1:5000/v2/team/app/manifests/\(IngestionHarness.digest("ab"))")
             let reply = try await h.post(events: [event])
-            #expect(try h.receipt(reply) == [1, 1, 0, 1])
+            #expect(try h.receipt(reply) == [1, 1, 0, 0])
+            try await h.processed()
             #expect(try await h.outbox().map(\.messageID) == ["scan-request:\(h.registryID):u1"])
         }
     }
@@ -177,12 +185,13 @@ struct IngestionServiceTests {
             let secondID = try #require(secondIDValue as? String)
 
             let first = try await h.post(Data(sample.utf8))
-            #expect(try h.receipt(first) == [3, 1, 0, 1])
+            #expect(try h.receipt(first) == [3, 1, 0, 2])
             let second = try await h.post(Data(sample.replacingOccurrences(of: "registrycluster.local", with: "second.example.com").utf8))
             #expect(second.status == 202, "\(second.text)")
             let receipt = try second.object()
             #expect(receipt["registryId"] as? String == secondID)
-            #expect(["received", "recorded", "duplicates", "scansRequested"].map { receipt[$0] as? Int } == [3, 1, 0, 1])
+            #expect(["received", "recorded", "duplicates", "ignored"].map { receipt[$0] as? Int } == [3, 1, 0, 2])
+            try await h.processed()
 
             let rows = try await h.outbox()
             #expect(rows.count == 2)
@@ -198,7 +207,8 @@ struct IngestionServiceTests {
         try await IngestionHarness.run { h in
             let id = String(repeating: "e", count: 200)
             let reply = try await h.post(events: [h.event(id: id)])
-            #expect(try h.receipt(reply) == [1, 1, 0, 1])
+            #expect(try h.receipt(reply) == [1, 1, 0, 0])
+            try await h.processed()
             let row = try #require(try await h.outbox().first)
             // scanner.yaml, ScanRequest.messageId: minLength 1, maxLength 200.
             #expect((1...200).contains(row.messageID.count), "\(row.messageID.count) characters")
@@ -207,6 +217,7 @@ struct IngestionServiceTests {
             // Redelivered: still one request.
             let again = try await h.post(events: [h.event(id: id)])
             #expect(try h.receipt(again) == [1, 0, 1, 0])
+            try await h.processed()
             #expect(try await h.written() == [1, 1])
         }
     }
@@ -288,10 +299,11 @@ struct IngestionServiceTests {
         try await IngestionHarness.run { h in
             let vendor = try await h.post(events: [h.event(id: "c1", digest: IngestionHarness.digest("c1"))],
                                           contentType: "application/vnd.docker.distribution.events.v1+json")
-            #expect(try h.receipt(vendor) == [1, 1, 0, 1])
+            #expect(try h.receipt(vendor) == [1, 1, 0, 0])
             let json = try await h.post(events: [h.event(id: "c2", digest: IngestionHarness.digest("c2"))],
                                         contentType: "application/json; charset=utf-8")
-            #expect(try h.receipt(json) == [1, 1, 0, 1])
+            #expect(try h.receipt(json) == [1, 1, 0, 0])
+            try await h.processed()
             #expect(try await h.outbox().map(\.messageID) == ["scan-request:\(h.registryID):c1", "scan-request:\(h.registryID):c2"])
             let plain = try await h.post(events: [h.event(id: "c3", digest: IngestionHarness.digest("c3"))],
                                          contentType: "text/plain")
@@ -317,10 +329,10 @@ struct IngestionServiceTests {
             // so the generated server answers 415 to the media type distribution's current documentation shows.
             // Distribution 3 sends the v2 envelope media type.
             #expect(reply.status == 202, "\(reply.text)")
-            #expect(try h.receipt(reply) == [3, 1, 0, 1])
+            #expect(try h.receipt(reply) == [3, 1, 0, 2])
             // The same body as application/json is a duplicate of what was recorded.
             let json = try await h.post(body, contentType: "application/json")
-            #expect(try h.receipt(json) == [3, 0, 1, 0])
+            #expect(try h.receipt(json) == [3, 0, 1, 2])
         }
     }
 }

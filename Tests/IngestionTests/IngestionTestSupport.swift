@@ -25,11 +25,13 @@ struct IngestionHarness: Sendable {
     /// - Parameters:
     ///   - loginServer: the registry host to register.
     ///   - planEnabled: whether the subscription's plan is enabled.
+    ///   - environment: extra `GANTRY_*` settings for the services.
     static func run(loginServer: String = "registrycluster.local", planEnabled: Bool = true,
+                    environment: [String: String] = [:],
                     _ body: @Sendable (IngestionHarness) async throws -> Void) async throws {
         let database = try await TestDatabase.create()
         do {
-            let env = try TestEnvironment(database: database)
+            let env = try TestEnvironment(database: database, extra: environment)
             let services: [any Service] = [
                 try await buildDiscoveryApplication(configuration: env.configuration(.discovery)),
                 try await buildIngestionApplication(configuration: env.configuration(.ingestion)),
@@ -67,22 +69,73 @@ struct IngestionHarness: Sendable {
 
     static let notificationMediaType = "application/vnd.docker.distribution.events.v1+json"
 
-    /// `POST /v1/events/distribution` with raw bytes.
-    func post(_ body: Data, contentType: String = IngestionHarness.notificationMediaType) async throws -> TestHTTP.Reply {
-        try await TestHTTP.send(.POST, "\(ingestion)/v1/events/distribution", body: body, headers: ["Content-Type": contentType])
+    /// `POST /v1/events/<kind>` (distribution, acr, harbor) with raw bytes and an optional `Authorization` header.
+    func post(_ body: Data, contentType: String = IngestionHarness.notificationMediaType, kind: String = "distribution",
+              authorization: String? = nil) async throws -> TestHTTP.Reply {
+        var headers = ["Content-Type": contentType]
+        if let authorization { headers["Authorization"] = authorization }
+        return try await TestHTTP.send(.POST, "\(ingestion)/v1/events/\(kind)", body: body, headers: headers)
     }
 
     /// `POST /v1/events/distribution` with an envelope of `events`.
-    func post(events: [[String: Any]], contentType: String = IngestionHarness.notificationMediaType) async throws -> TestHTTP.Reply {
-        try await post(try JSONSerialization.data(withJSONObject: ["events": events]), contentType: contentType)
+    func post(events: [[String: Any]], contentType: String = IngestionHarness.notificationMediaType,
+              authorization: String? = nil) async throws -> TestHTTP.Reply {
+        try await post(try JSONSerialization.data(withJSONObject: ["events": events]), contentType: contentType,
+                       authorization: authorization)
     }
 
-    /// Posts and requires 202; returns the receipt's counts as `[received, recorded, duplicates, scansRequested]`.
-    func receipt(_ reply: TestHTTP.Reply, sourceLocation: SourceLocation = #_sourceLocation) throws -> [Int] {
+    /// Requires 202; returns the receipt's counts as `[received, recorded, duplicates, ignored]`.
+    func receipt(_ reply: TestHTTP.Reply, registryID: String? = nil,
+                 sourceLocation: SourceLocation = #_sourceLocation) throws -> [Int] {
         try #require(reply.status == 202, "\(reply.text)", sourceLocation: sourceLocation)
         let receipt = try reply.object()
-        #expect(receipt["registryId"] as? String == registryID, sourceLocation: sourceLocation)
-        return ["received", "recorded", "duplicates", "scansRequested"].map { receipt[$0] as? Int ?? -1 }
+        #expect(receipt["registryId"] as? String == registryID ?? self.registryID, sourceLocation: sourceLocation)
+        return ["received", "recorded", "duplicates", "ignored"].map { receipt[$0] as? Int ?? -1 }
+    }
+
+    /// `PUT …/webhook-secret`; returns the secret.
+    func setSecret(_ secret: String? = nil, registryID: String? = nil, tenantID: String? = nil) async throws -> String {
+        let body: [String: Any] = secret.map { ["secret": $0] } ?? [:]
+        let reply = try await TestHTTP.json(
+            .PUT, "\(ingestion)/v1/tenants/\(tenantID ?? self.tenantID)/registries/\(registryID ?? self.registryID)/webhook-secret", body)
+        try #require(reply.status == 200, "\(reply.text)")
+        return try #require(try reply.object()["secret"] as? String)
+    }
+
+    /// Waits until the event processor has handled every recorded event.
+    func processed(timeout: Duration = .seconds(30)) async throws {
+        _ = try await eventually("every recorded event to be processed", timeout: timeout) {
+            try await pendingEvents() == 0 ? true : nil
+        }
+    }
+
+    func pendingEvents() async throws -> Int {
+        try await database.withClient { client in
+            var pending = -1
+            for try await count in try await client.query(
+                "SELECT count(*)::int FROM ingestion.events WHERE processed_at IS NULL").decode(Int.self) { pending = count }
+            return pending
+        }
+    }
+
+    /// `GET …/images` as `repository@digest [tags] pushed pulled deleted` lines.
+    func images(includeDeleted: Bool = false) async throws -> [[String: Any]] {
+        let reply = try await TestHTTP.send(
+            .GET, "\(ingestion)/v1/tenants/\(tenantID)/registries/\(registryID)/images?includeDeleted=\(includeDeleted)")
+        try #require(reply.status == 200, "\(reply.text)")
+        return try #require(try reply.object()["items"] as? [[String: Any]])
+    }
+
+    /// The outcome text the processor wrote for each event, by event ID.
+    func outcomes() async throws -> [String: String] {
+        try await database.withClient { client in
+            var rows: [String: String] = [:]
+            for try await (id, outcome) in try await client.query(
+                "SELECT event_id, coalesce(outcome, '-') FROM ingestion.events").decode((String, String).self) {
+                rows[id] = outcome
+            }
+            return rows
+        }
     }
 
     /// A manifest event as distribution sends it.

@@ -1,25 +1,60 @@
 import FindingsPolicyAPI
 import Foundation
 
+/// What the scanner reported about an image, as policy needs it.
+struct ReportedImage: Sendable {
+    var outcome: Components.Schemas.ScanReport.OutcomePayload
+    var notApplicableReason: String?
+    var notes: [String]
+    var findings: [Finding]
+}
+
+/// The policy's verdict on an image: its status and which findings rules exempt.
+struct Evaluation: Sendable, Equatable {
+    var status: Components.Schemas.AssessmentStatus
+    /// Rule ID by finding position, for the exempt findings only.
+    var exemptions: [Int: UUID]
+    /// The worst severity among the findings that count; nil when none count.
+    var worstSeverity: Severity?
+}
+
 /// Classifies a scan report into an assessment status, as the seed product does
-/// (Defender for container registries: Healthy / Unhealthy / NotApplicable).
+/// (Defender for container registries: Healthy / Unhealthy / NotApplicable), after disable rules.
 enum Assessor {
     /// - NotApplicable when the scanner could not assess the image (the cause is its reason);
-    /// - Unhealthy when any finding remains;
+    /// - NotApplicable with cause `Exempt` when findings exist and rules exempt every one;
+    /// - Unhealthy when a finding that counts remains (its severity: the worst one's band);
     /// - Healthy otherwise.
-    static func status(of report: Components.Schemas.ScanReport) -> Components.Schemas.AssessmentStatus {
-        switch report.outcome {
+    ///
+    /// - Parameter rules: the active rules whose scope holds the image, oldest first; the first match exempts.
+    static func evaluate(_ image: ReportedImage, rules: [DisableRule], policy: SeverityPolicy) -> Evaluation {
+        switch image.outcome {
         case .notApplicable:
-            let reason = report.notApplicableReason ?? "Unsupported"
-            return .init(code: .notApplicable, cause: reason,
-                         description: report.notes.first ?? "the image cannot be assessed: \(reason)")
+            let reason = image.notApplicableReason ?? "Unsupported"
+            return Evaluation(status: .init(code: .notApplicable, cause: reason,
+                                            description: image.notes.first ?? "the image cannot be assessed: \(reason)"),
+                              exemptions: [:], worstSeverity: nil)
         case .assessed:
-            if report.findings.isEmpty {
-                return .init(code: .healthy, cause: nil, description: "no known vulnerabilities were found")
+            var exemptions: [Int: UUID] = [:]
+            for (index, finding) in image.findings.enumerated() {
+                if let rule = rules.first(where: { RuleMatcher.matches($0.criteria, finding) }) { exemptions[index] = rule.id }
             }
-            let patchable = report.findings.filter(\.patchable).count
-            return .init(code: .unhealthy, cause: nil,
-                         description: "\(report.findings.count) vulnerability findings (\(patchable) patchable) should be resolved")
+            let counted = image.findings.enumerated().filter { exemptions[$0.offset] == nil }.map(\.element)
+            if image.findings.isEmpty {
+                return Evaluation(status: .init(code: .healthy, description: "no known vulnerabilities were found"),
+                                  exemptions: [:], worstSeverity: nil)
+            }
+            if counted.isEmpty {
+                return Evaluation(status: .init(code: .notApplicable, cause: "Exempt",
+                                                description: "all \(image.findings.count) vulnerability findings are disabled by rules"),
+                                  exemptions: exemptions, worstSeverity: nil)
+            }
+            let worst = policy.worst(counted.map(\.severity))
+            let patchable = counted.filter(\.patchable).count
+            var description = "\(counted.count) vulnerability findings (\(patchable) patchable) should be resolved"
+            if !exemptions.isEmpty { description += "; \(exemptions.count) more are disabled by rules" }
+            return Evaluation(status: .init(code: .unhealthy, description: description, severity: worst.map(policy.band)),
+                              exemptions: exemptions, worstSeverity: worst)
         }
     }
 }

@@ -3,12 +3,16 @@ import Foundation
 import GantryModel
 import GantryRuntime
 import Logging
-import NotificationAPI
 import PostgresNIO
 
-/// Findings-policy's HTTP API (Shared/Contracts/specs/findings-policy.yaml).
+/// Findings-policy's HTTP API (Shared/Contracts/specs/findings-policy.yaml): reports and assessments here;
+/// sub-assessments, rules and scores in the `FindingsPolicyAPIImpl+…` files.
 struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
     let runtime: ServiceRuntime
+    let store: PostgresPolicyStore
+    let engine: PolicyEngine
+
+    var views: Views { Views(policy: store.policy) }
 
     func submitReport(_ input: Operations.SubmitReport.Input) async throws -> Operations.SubmitReport.Output {
         guard case .json(let report) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
@@ -19,67 +23,52 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
         let digest = try Validate.digest(report.digest, field: "digest")
         let repository = try Validate.repository(report.repository, field: "repository")
         let messageID = try Validate.text(report.messageId, field: "messageId")
-        let status = Assessor.status(of: report)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let findingsJSON = String(decoding: try encoder.encode(report.findings), as: UTF8.self)
-        let notesJSON = String(decoding: try encoder.encode(report.notes), as: UTF8.self)
-        let osJSON = try report.operatingSystem.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        let tag = try report.tag.map(Self.tag)
+        let key = ImageKey(registryID: registryID, repository: repository, digest: digest.description)
+        let image = StoredImage(
+            tenantID: tenantID, subscriptionID: subscriptionID, key: key, registryHost: report.registryHost,
+            report: ReportedImage(outcome: report.outcome, notApplicableReason: report.notApplicableReason, notes: report.notes,
+                                  findings: report.outcome == .assessed ? report.findings : []),
+            operatingSystem: report.operatingSystem, status: .init(code: .notApplicable), worstSeverity: nil, exemptions: [:],
+            evaluated: true, scanID: scanID, timeGenerated: report.scannedAt)
+        let store = self.store
         let logger = runtime.logger
         let inbox = runtime.inbox
-        let outbox = runtime.outbox
         try await runtime.database.withTransaction(logger: logger) { connection in
             guard try await inbox.claim(messageID, on: connection, logger: logger) else { return }
-            let previous = try await connection.query("""
-                SELECT status FROM findings_policy.assessments
-                WHERE subscription_id = \(subscriptionID) AND registry_id = \(registryID)
-                  AND repository = \(repository) AND digest = \(digest.description)
-                FOR UPDATE
-                """, logger: logger)
-            var previousStatus: String?
-            for try await value in previous.decode(String.self) { previousStatus = value }
-            try await connection.query("""
-                INSERT INTO findings_policy.assessments (tenant_id, subscription_id, registry_id, registry_host, repository,
-                  digest, status, cause, description, operating_system, findings, notes, scan_id, time_generated)
-                VALUES (\(tenantID), \(subscriptionID), \(registryID), \(report.registryHost), \(repository),
-                  \(digest.description), \(status.code.rawValue), \(status.cause), \(status.description), \(osJSON),
-                  \(findingsJSON), \(notesJSON), \(scanID), \(report.scannedAt))
-                ON CONFLICT (subscription_id, registry_id, repository, digest) DO UPDATE SET
-                  status = EXCLUDED.status, cause = EXCLUDED.cause, description = EXCLUDED.description,
-                  operating_system = EXCLUDED.operating_system, findings = EXCLUDED.findings, notes = EXCLUDED.notes,
-                  scan_id = EXCLUDED.scan_id, time_generated = EXCLUDED.time_generated, registry_host = EXCLUDED.registry_host
-                """, logger: logger)
-            // Alert only on a change to Unhealthy: an unchanged rescan alerts nobody.
-            if status.code == .unhealthy && previousStatus != "Unhealthy" {
-                // One alert per change, so keyed by the scan that found it (a later Healthy → Unhealthy change
-                // is a new alert); at most 194 characters, within notification's 200 for any repository name.
-                let alert = NotificationAPI.Components.Schemas.Alert(
-                    messageId: "alert:image-unhealthy:\(scanID.uuidString.lowercased()):\(digest)",
-                    tenantId: tenantID.uuidString.lowercased(), subscriptionId: subscriptionID.uuidString.lowercased(),
-                    kind: .imageUnhealthy, imageDigest: digest.description, repositoryName: repository,
-                    registryHost: report.registryHost, summary: status.description ?? "image is unhealthy",
-                    findings: report.findings.map {
-                        .init(vulnerabilityId: $0.vulnerabilityId, packageName: $0.packageName,
-                              installedVersion: $0.installedVersion, fixedVersion: $0.fixedVersion,
-                              severity: $0.severity.rawValue)
-                    })
-                try await outbox.enqueue(alert, messageID: alert.messageId, to: .notification,
-                                         path: "/internal/v1/alerts", on: connection, logger: logger)
+            try await store.lock(subscription: subscriptionID, on: connection)
+            let rules = try await store.rules(tenantID: tenantID, subscriptionID: subscriptionID, activeAt: Date(), on: connection)
+            let previous = try await store.status(of: key, subscriptionID: subscriptionID, tenantID: tenantID, on: connection)
+            let evaluation = Assessor.evaluate(image.report, rules: rules.filter { $0.scope.applies(to: key) }, policy: store.policy)
+            try await store.store(image, evaluation: evaluation, on: connection)
+            if let tag {
+                try await store.recordTag(tag, image: key, tenantID: tenantID, subscriptionID: subscriptionID,
+                                          seenAt: report.scannedAt, on: connection)
             }
+            // The scanner reports a deleted image as NotApplicable / ImageDeleted: no tag points at it any more.
+            if report.outcome == .notApplicable && report.notApplicableReason == "ImageDeleted" {
+                try await store.retireTags(of: key, subscriptionID: subscriptionID, at: report.scannedAt, on: connection)
+            }
+            // Alert only on a change to Unhealthy: an unchanged rescan alerts nobody. One alert per change, so keyed
+            // by the scan that found it; at most 194 characters, within notification's 200 for any repository name.
+            if evaluation.status.code == .unhealthy && previous != "Unhealthy" {
+                try await store.alertUnhealthy(
+                    image, evaluation: evaluation,
+                    messageID: "alert:image-unhealthy:\(scanID.uuidString.lowercased()):\(digest)", on: connection)
+            }
+            try await store.recordScores(tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
         }
-        let assessment = Components.Schemas.Assessment(
-            imageDigest: digest.description, repositoryName: repository, registryHost: report.registryHost,
-            registryId: registryID.uuidString.lowercased(), subscriptionId: subscriptionID.uuidString.lowercased(),
-            status: status, operatingSystem: report.operatingSystem, findings: report.findings, notes: report.notes,
-            scanId: scanID.uuidString.lowercased(), timeGenerated: report.scannedAt)
+        // A redelivered report changed nothing: either way the answer is what is stored.
+        guard let assessment = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID, image: key).first else {
+            throw ProblemError.internal("the assessment of \(key) was not stored")
+        }
         return .accepted(.init(body: .json(assessment)))
     }
 
     func listAssessments(_ input: Operations.ListAssessments.Input) async throws -> Operations.ListAssessments.Output {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
-        let items = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID, digest: nil,
-                                          status: input.query.status?.rawValue)
+        let items = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID, status: input.query.status?.rawValue)
         return .ok(.init(body: .json(.init(items: items))))
     }
 
@@ -87,37 +76,51 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
         let digest = try Validate.digest(input.path.imageDigest, field: "imageDigest")
-        guard let item = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID, digest: digest.description,
-                                               status: nil).first else {
+        guard let item = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID,
+                                               digest: digest.description).first else {
             throw ProblemError.notFound("no assessment exists for image \(digest) in subscription \(subscriptionID)")
         }
         return .ok(.init(body: .json(item)))
     }
 
-    private func assessments(tenantID: UUID, subscriptionID: UUID, digest: String?,
-                             status: String?) async throws -> [Components.Schemas.Assessment] {
-        let rows = try await runtime.database.query("""
-            SELECT digest, repository, registry_host, registry_id, status, cause, description, operating_system,
-                   findings, notes, scan_id, time_generated
-            FROM findings_policy.assessments
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-              AND (\(digest)::text IS NULL OR digest = \(digest))
-              AND (\(status)::text IS NULL OR status = \(status))
-            ORDER BY time_generated DESC, repository, digest
-            """, logger: runtime.logger)
-        let decoder = JSONDecoder()
-        var items: [Components.Schemas.Assessment] = []
-        for try await (digest, repository, host, registry, code, cause, description, os, findings, notes, scan, time)
-            in rows.decode((String, String, String, UUID, String, String?, String?, String?, String, String, UUID, Date).self) {
-            items.append(.init(
-                imageDigest: digest, repositoryName: repository, registryHost: host,
-                registryId: registry.uuidString.lowercased(), subscriptionId: subscriptionID.uuidString.lowercased(),
-                status: .init(code: .init(rawValue: code) ?? .notApplicable, cause: cause, description: description),
-                operatingSystem: try os.map { try decoder.decode(Components.Schemas.OperatingSystem.self, from: Data($0.utf8)) },
-                findings: try decoder.decode([Components.Schemas.Finding].self, from: Data(findings.utf8)),
-                notes: try decoder.decode([String].self, from: Data(notes.utf8)),
-                scanId: scan.uuidString.lowercased(), timeGenerated: time))
+    /// Stored assessments as the API shows them, newest first.
+    private func assessments(tenantID: UUID, subscriptionID: UUID, digest: String? = nil, status: String? = nil,
+                             image: ImageKey? = nil) async throws -> [Components.Schemas.Assessment] {
+        let store = self.store
+        let views = self.views
+        return try await runtime.database.withConnection { connection in
+            let images = try await store.listImages(tenantID: tenantID, subscriptionID: subscriptionID, digest: digest,
+                                                    status: status, image: image, on: connection)
+            guard !images.isEmpty else { return [] }
+            let rules = try await store.rules(tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
+            let justifications = Dictionary(uniqueKeysWithValues: rules.map { ($0.id, $0.justification) })
+            let tags = try await store.tags(of: images.map(\.key), tenantID: tenantID, subscriptionID: subscriptionID,
+                                            on: connection)
+            return images.map { views.assessment($0, justifications: justifications, tags: tags[$0.key]) }
         }
-        return items
+    }
+
+    /// A tag per the OCI distribution spec ("Pulling manifests": `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
+    /// - Throws: `ProblemError` 400.
+    static func tag(_ value: String) throws -> String {
+        guard value.range(of: #"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
+            throw ProblemError.badRequest("tag '\(value.prefix(130))' is not a valid tag")
+        }
+        return value
+    }
+
+    /// The `X-Gantry-Actor` header, trimmed; `unknown` when absent or blank (no user authentication exists yet).
+    /// - Throws: `ProblemError` 400 when longer than 200 characters.
+    static func actor(_ header: String?) throws -> String {
+        guard let header, !header.trimmingCharacters(in: .whitespaces).isEmpty else { return "unknown" }
+        return try Validate.text(header, field: "X-Gantry-Actor")
+    }
+
+    /// A page size or limit query parameter within 1...1000, `fallback` when absent.
+    /// - Throws: `ProblemError` 400 naming `field`.
+    static func count(_ value: Int?, field: String, fallback: Int = 100) throws -> Int {
+        guard let value else { return fallback }
+        guard (1...1000).contains(value) else { throw ProblemError.badRequest("\(field) \(value) is not within 1...1000") }
+        return value
     }
 }

@@ -4,12 +4,16 @@ import GantryRuntime
 import IngestionAPI
 import Logging
 import PostgresNIO
-import ScannerAPI
 
 /// Ingestion's HTTP API (Shared/Contracts/specs/ingestion.yaml).
 struct IngestionAPIImpl: IngestionAPI.APIProtocol {
     let runtime: ServiceRuntime
     let discovery: any DiscoveryPeer
+    let directory: RegistryDirectory
+    let intake: EventIntake
+    let rescans: RescanScheduler
+
+    // MARK: Webhooks
 
     func receiveDistributionEvents(_ input: Operations.ReceiveDistributionEvents.Input)
         async throws -> Operations.ReceiveDistributionEvents.Output {
@@ -19,84 +23,134 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         case .applicationVnd_docker_distribution_events_v2Json(let body): envelope = body
         case .json(let body): envelope = body
         }
-        guard envelope.events.count <= 1000 else { throw ProblemError.badRequest("an envelope holds at most 1000 events") }
-        guard !envelope.events.isEmpty else { throw ProblemError.badRequest("the envelope holds no events") }
-        guard let host = DistributionEvents.registryHost(of: envelope.events) else {
-            throw ProblemError.badRequest("the events do not name one registry host (request.host or target.url)")
-        }
-        // Validate every event before writing any, so a bad envelope leaves nothing half-written.
-        var manifestEvents: [(Components.Schemas.Event, Digest?)] = []
-        for (index, event) in envelope.events.enumerated() {
-            guard DistributionEvents.actions.contains(event.action) else {
-                throw ProblemError.badRequest("events[\(index)].action '\(event.action.prefix(50))' is not push, pull, delete or mount")
-            }
-            guard DistributionEvents.isManifest(event) else { continue }
-            guard let repository = event.target.repository else {
-                throw ProblemError.badRequest("events[\(index)].target.repository is missing")
-            }
-            _ = try Validate.repository(repository, field: "events[\(index)].target.repository")
-            let digest = try event.target.digest.map { try Validate.digest($0, field: "events[\(index)].target.digest") }
-            if event.action == "push" && digest == nil {
-                throw ProblemError.badRequest("events[\(index)] is a manifest push without target.digest")
-            }
-            manifestEvents.append((event, digest))
-        }
-        guard let registry = try await discovery.registry(host: host) else {
-            throw ProblemError.notFound("no registry is registered for host '\(host.prefix(255))'")
-        }
-        let logger = runtime.logger
-        let outbox = runtime.outbox
-        let (recorded, duplicates, scans) = try await runtime.database.withTransaction(logger: logger) { connection in
-            var recorded = 0, duplicates = 0, scans = 0
-            for (event, digest) in manifestEvents {
-                let wantsScan = event.action == "push" && registry.planEnabled
-                let rows = try await connection.query("""
-                    INSERT INTO ingestion.events (event_id, registry_id, tenant_id, action, media_type, repository, digest, tag, scan_requested)
-                    VALUES (\(event.id), \(registry.registryID), \(registry.tenantID), \(event.action), \(event.target.mediaType),
-                            \(event.target.repository ?? ""), \(digest?.description), \(event.target.tag), \(wantsScan))
-                    ON CONFLICT (registry_id, event_id) DO NOTHING RETURNING event_id
-                    """, logger: logger)
-                var inserted = false
-                for try await _ in rows { inserted = true }
-                guard inserted else { duplicates += 1; continue }
-                recorded += 1
-                if wantsScan, let digest {
-                    let request = ScannerAPI.Components.Schemas.ScanRequest(
-                        messageId: DistributionEvents.scanRequestMessageID(registryID: registry.registryID, eventID: event.id),
-                        tenantId: registry.tenantID.uuidString.lowercased(),
-                        subscriptionId: registry.subscriptionID.uuidString.lowercased(),
-                        registryId: registry.registryID.uuidString.lowercased(),
-                        repository: event.target.repository ?? "", digest: digest.description, tag: event.target.tag,
-                        trigger: .push)
-                    try await outbox.enqueue(request, messageID: request.messageId, to: .scanner,
-                                             path: "/internal/v1/scans", on: connection, logger: logger)
-                    scans += 1
-                }
-            }
-            return (recorded, duplicates, scans)
-        }
-        logger.info("registry events received", metadata: [
-            "registry": "\(registry.loginServer)", "events": "\(envelope.events.count)", "recorded": "\(recorded)",
-            "scans_requested": "\(scans)"])
-        return .accepted(.init(body: .json(.init(
-            registryId: registry.registryID.uuidString.lowercased(), received: envelope.events.count,
-            recorded: recorded, duplicates: duplicates, scansRequested: scans))))
+        let receipt = try await intake.receive(try DistributionEvents.validate(envelope))
+        return .accepted(.init(body: .json(receipt)))
     }
+
+    func receiveACREvent(_ input: Operations.ReceiveACREvent.Input) async throws -> Operations.ReceiveACREvent.Output {
+        guard case .json(let event) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
+        let receipt = try await intake.receive(try DistributionEvents.validateACR(event))
+        return .accepted(.init(body: .json(receipt)))
+    }
+
+    func receiveHarborEvent(_ input: Operations.ReceiveHarborEvent.Input) async throws -> Operations.ReceiveHarborEvent.Output {
+        let webhook: Components.Schemas.HarborWebhook
+        switch input.body {
+        case .json(let body): webhook = body
+        case .applicationCloudeventsJson(let body): webhook = body
+        }
+        let receipt = try await intake.receive(try HarborEvents.validate(webhook))
+        return .accepted(.init(body: .json(receipt)))
+    }
+
+    // MARK: Events and images
 
     func listEvents(_ input: Operations.ListEvents.Input) async throws -> Operations.ListEvents.Output {
         let registryID = try Validate.uuid(input.query.registryId, field: "registryId")
         let limit = input.query.limit ?? 100
         guard (1...500).contains(limit) else { throw ProblemError.badRequest("limit must be between 1 and 500") }
         let rows = try await runtime.database.query("""
-            SELECT event_id, registry_id, action, media_type, repository, digest, tag, received_at, scan_requested
-            FROM ingestion.events WHERE registry_id = \(registryID) ORDER BY received_at DESC LIMIT \(limit)
+            SELECT event_id, registry_id, source, action, media_type, repository, digest, tag, occurred_at, received_at,
+                   processed_at, outcome, scan_requested
+            FROM ingestion.events WHERE registry_id = \(registryID) ORDER BY seq DESC LIMIT \(limit)
             """, logger: runtime.logger)
         var items: [Components.Schemas.RecordedEvent] = []
-        for try await (id, registry, action, mediaType, repository, digest, tag, received, scan) in rows.decode(
-            (String, UUID, String, String?, String, String?, String?, Date, Bool).self) {
-            items.append(.init(eventId: id, registryId: registry.uuidString.lowercased(), action: action, mediaType: mediaType,
-                               repository: repository, digest: digest, tag: tag, receivedAt: received, scanRequested: scan))
+        for try await (id, registry, source, action, mediaType, repository, digest, tag, occurred, received, processed, outcome, scan)
+            in rows.decode((String, UUID, String, String, String?, String, String?, String?, Date?, Date, Date?, String?, Bool).self) {
+            items.append(.init(eventId: id, registryId: registry.uuidString.lowercased(),
+                               source: .init(rawValue: source) ?? .distribution, action: action, mediaType: mediaType,
+                               repository: repository, digest: digest, tag: tag, occurredAt: occurred, receivedAt: received,
+                               processedAt: processed, outcome: outcome, scanRequested: scan))
         }
         return .ok(.init(body: .json(.init(items: items))))
+    }
+
+    func listImages(_ input: Operations.ListImages.Input) async throws -> Operations.ListImages.Output {
+        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
+        let registryID = try Validate.uuid(input.path.registryId, field: "registryId")
+        let repository = try input.query.repository.map { try Validate.repository($0, field: "repository") }
+        let includeDeleted = input.query.includeDeleted ?? false
+        let rows = try await runtime.database.query("""
+            SELECT i.repository, i.digest, i.first_seen_at, i.last_pushed_at, i.last_pulled_at, i.deleted_at,
+                   i.scan_requested_at,
+                   COALESCE(array_agg(t.tag ORDER BY t.tag) FILTER (WHERE t.tag IS NOT NULL), '{}')::text[]
+            FROM ingestion.images i
+            LEFT JOIN ingestion.image_tags t
+              ON t.registry_id = i.registry_id AND t.repository = i.repository AND t.digest = i.digest
+            WHERE i.registry_id = \(registryID) AND i.tenant_id = \(tenantID)
+              AND (\(repository)::text IS NULL OR i.repository = \(repository))
+              AND (\(includeDeleted) OR i.deleted_at IS NULL)
+            GROUP BY i.registry_id, i.repository, i.digest
+            ORDER BY i.repository, greatest(i.first_seen_at, i.last_pushed_at, i.last_pulled_at) DESC, i.digest
+            LIMIT 1000
+            """, logger: runtime.logger)
+        var items: [Components.Schemas.Image] = []
+        for try await (repository, digest, firstSeen, pushed, pulled, deleted, scanRequested, tags)
+            in rows.decode((String, String, Date, Date?, Date?, Date?, Date?, [String]).self) {
+            items.append(.init(repository: repository, digest: digest, tags: tags, firstSeenAt: firstSeen,
+                               lastPushedAt: pushed, lastPulledAt: pulled, deletedAt: deleted, scanRequestedAt: scanRequested))
+        }
+        return .ok(.init(body: .json(.init(items: items))))
+    }
+
+    // MARK: Webhook secrets
+
+    func setWebhookSecret(_ input: Operations.SetWebhookSecret.Input) async throws -> Operations.SetWebhookSecret.Output {
+        let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
+        let registryID = try Validate.uuid(input.path.registryId, field: "registryId")
+        var chosen: String?
+        if case .json(let body) = input.body { chosen = body.secret }
+        if let secret = chosen {
+            // Sent in an HTTP header: visible ASCII only, no spaces.
+            guard (32...200).contains(secret.count),
+                  secret.unicodeScalars.allSatisfy({ (0x21...0x7E).contains($0.value) }) else {
+                throw ProblemError.badRequest("secret must be 32 to 200 visible ASCII characters without spaces")
+            }
+        }
+        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
+            throw ProblemError.notFound("tenant \(tenantID) has no registry \(registryID)")
+        }
+        let secret = chosen ?? WebhookSecrets.generate()
+        let hash = WebhookSecrets.hex(WebhookSecrets.hash(secret))
+        let rows = try await runtime.database.query("""
+            INSERT INTO ingestion.webhook_secrets (registry_id, tenant_id, secret_sha256) VALUES (\(registryID), \(tenantID), \(hash))
+            ON CONFLICT (registry_id) DO UPDATE SET secret_sha256 = EXCLUDED.secret_sha256, created_at = now()
+            RETURNING created_at
+            """, logger: runtime.logger)
+        var createdAt = Date()
+        for try await value in rows.decode(Date.self) { createdAt = value }
+        await directory.invalidate(registryID: registryID)
+        runtime.logger.info("webhook secret set", metadata: ["registry": "\(registry.loginServer)", "generated": "\(chosen == nil)"])
+        return .ok(.init(body: .json(.init(registryId: registryID.uuidString.lowercased(), secret: secret,
+                                           header: "Bearer \(secret)", createdAt: createdAt))))
+    }
+
+    // MARK: Rescans
+
+    func runRescan(_ input: Operations.RunRescan.Input) async throws -> Operations.RunRescan.Output {
+        let run = try await rescans.runNow()
+        return .accepted(.init(body: .json(Self.rescanRun(run.id, run.reason, run.startedAt, run.pulledSince, run.images))))
+    }
+
+    func listRescans(_ input: Operations.ListRescans.Input) async throws -> Operations.ListRescans.Output {
+        let rows = try await runtime.database.query("""
+            SELECT id, reason, started_at, pulled_since, images FROM ingestion.rescan_runs ORDER BY started_at DESC LIMIT 100
+            """, logger: runtime.logger)
+        var items: [Components.Schemas.RescanRun] = []
+        for try await (id, reason, started, since, images) in rows.decode((UUID, String, Date, Date, Int).self) {
+            items.append(Self.rescanRun(id, reason, started, since, images))
+        }
+        let next = try await runtime.database.query("""
+            SELECT next_run_at FROM ingestion.rescan_schedule WHERE name = \(RescanScheduler.scheduleName)
+            """, logger: runtime.logger)
+        var nextRunAt: Date?
+        for try await value in next.decode(Date.self) { nextRunAt = value }
+        return .ok(.init(body: .json(.init(nextRunAt: nextRunAt, items: items))))
+    }
+
+    private static func rescanRun(_ id: UUID, _ reason: String, _ started: Date, _ since: Date, _ images: Int)
+        -> Components.Schemas.RescanRun {
+        .init(runId: id.uuidString.lowercased(), reason: .init(rawValue: reason) ?? .request, startedAt: started,
+              pulledSince: since, images: images)
     }
 }

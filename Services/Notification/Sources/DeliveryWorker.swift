@@ -4,83 +4,318 @@ import GantryRuntime
 import Logging
 import NIOCore
 import NIOHTTP1
+import NotificationAPI
 import PostgresNIO
 import ServiceLifecycle
 
-/// Delivers pending webhook deliveries: POSTs the alert JSON signed with HMAC-SHA256, retries with
-/// exponential backoff (5 s doubling, capped at 1 h) and dead-letters after `maxAttempts`, recording
-/// every outcome in the delivery log. Rows are taken with `FOR UPDATE SKIP LOCKED`, so replicas share the work.
+/// Delivers pending deliveries (notification.yaml, "Delivery").
+///
+/// Each pass leases due deliveries (`leased_until`) in a short transaction, at most one per channel and none of a
+/// channel that has one in flight, so a hanging or failing receiver holds up only its own channel; attempts then run
+/// outside any transaction, up to `concurrency` at once, each bounded by the attempt timeout. A replica that dies
+/// mid-attempt leaves the lease to expire and the delivery is attempted again (receivers deduplicate by
+/// `X-Gantry-Delivery`). Failures are retried with exponential backoff until `give_up_at`, then dead.
 struct DeliveryWorker: Service {
     let runtime: ServiceRuntime
+    let settings: NotificationSettings
     let httpClient: HTTPClient
-    var pollInterval: Duration = .milliseconds(200)
-    var maxAttempts = 30
-    var timeout: TimeAmount = .seconds(10)
+    var pollInterval: Duration = .milliseconds(100)
+
+    private var logger: Logger { runtime.logger }
+
+    /// A leased delivery with what it takes to send it.
+    struct Job: Sendable {
+        var id: UUID
+        var attempts: Int
+        var target: String
+        var minSeverity: String?
+        var channel: Channel
+        var payload: String
+        var alertReceivedAt: Date
+        var giveUpAt: Date
+    }
 
     func run() async throws {
-        await PollingLoop.run(name: "webhook delivery", readiness: runtime.readiness, interval: pollInterval,
-                              logger: runtime.logger) {
-            try await deliverDue() > 0
-        }
-    }
-
-    /// Attempts up to 8 due deliveries; returns how many.
-    func deliverDue() async throws -> Int {
-        let logger = runtime.logger
-        return try await runtime.database.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                SELECT d.id, d.alert_id, d.attempts, w.url, w.secret, a.payload, a.kind
-                FROM notification.deliveries d
-                JOIN notification.webhooks w ON w.id = d.webhook_id
-                JOIN notification.alerts a ON a.message_id = d.alert_id
-                WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                ORDER BY d.next_attempt_at LIMIT 8 FOR UPDATE OF d SKIP LOCKED
-                """, logger: logger)
-            var due: [(UUID, String, Int, String, String, String, String)] = []
-            for try await row in rows.decode((UUID, String, Int, String, String, String, String).self) { due.append(row) }
-            for (id, alertID, attempts, url, secret, payload, kind) in due {
-                let (statusCode, error) = await post(url: url, secret: secret, payload: payload, deliveryID: id, kind: kind)
-                let attempt = attempts + 1
-                if error == nil {
-                    try await connection.query("""
-                        UPDATE notification.deliveries SET status = 'delivered', attempts = \(attempt),
-                          last_status_code = \(statusCode), last_error = NULL, delivered_at = now() WHERE id = \(id)
-                        """, logger: logger)
-                    logger.info("webhook delivered", metadata: ["delivery": "\(id)", "alert": "\(alertID)"])
-                } else {
-                    let delay = min(3600.0, 5.0 * pow(2.0, Double(min(attempt - 1, 20)))) * Double.random(in: 0.8...1.2)
-                    let status = attempt >= maxAttempts ? "dead" : "pending"
-                    try await connection.query("""
-                        UPDATE notification.deliveries SET status = \(status), attempts = \(attempt),
-                          last_status_code = \(statusCode), last_error = \(error),
-                          next_attempt_at = now() + make_interval(secs => \(delay)) WHERE id = \(id)
-                        """, logger: logger)
-                    logger.warning("webhook delivery failed", metadata: [
-                        "delivery": "\(id)", "attempt": "\(attempt)", "error": "\(error ?? "")"])
+        let slots = Slots(capacity: settings.concurrency)
+        await runtime.readiness.waitUntilReady()
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                while !Task.isCancelled {
+                    do {
+                        let free = await slots.waitForFree()
+                        let jobs = try await lease(limit: free, busyChannels: await slots.busyChannels)
+                        for job in jobs {
+                            await slots.take(channel: job.channel.id)
+                            group.addTask {
+                                await attempt(job)
+                                await slots.release(channel: job.channel.id)
+                            }
+                        }
+                        // Nothing due: wait for the poll interval, or less when an attempt frees its channel.
+                        if jobs.isEmpty { await slots.nap(for: pollInterval) }
+                        try Task.checkCancellation()
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        logger.warning("delivery pass failed", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
+                    }
                 }
             }
-            return due.count
         }
     }
 
-    private func post(url: String, secret: String, payload: String, deliveryID: UUID,
-                      kind: String) async -> (Int?, String?) {
+    /// Leases up to `limit` due deliveries, the oldest due first, one per channel, skipping busy channels.
+    func lease(limit: Int, busyChannels: [UUID]) async throws -> [Job] {
+        let leaseSeconds = settings.attemptTimeout.seconds + 30
+        let rows = try await runtime.database.query("""
+            WITH due AS (
+              SELECT id, row_number() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rank
+              FROM notification.deliveries d
+              WHERE status = 'pending' AND next_attempt_at <= now() AND (leased_until IS NULL OR leased_until <= now())
+                AND NOT (channel_id = ANY (\(busyChannels)))
+                AND NOT EXISTS (SELECT 1 FROM notification.deliveries x
+                                WHERE x.channel_id = d.channel_id AND x.status = 'pending' AND x.leased_until > now())
+            ), picked AS (
+              SELECT d.id FROM notification.deliveries d JOIN due ON due.id = d.id
+              WHERE due.rank = 1 AND d.status = 'pending' AND (d.leased_until IS NULL OR d.leased_until <= now())
+              ORDER BY d.next_attempt_at LIMIT \(limit) FOR UPDATE OF d SKIP LOCKED
+            )
+            UPDATE notification.deliveries d SET leased_until = now() + make_interval(secs => \(leaseSeconds))
+            FROM picked, notification.channels c, notification.alerts a
+            WHERE d.id = picked.id AND c.id = d.channel_id AND a.message_id = d.alert_id
+            RETURNING d.id, d.attempts, d.target, d.min_severity, d.give_up_at, a.payload, a.created_at,
+                      c.id, c.tenant_id, c.subscription_id, c.type, c.name, c.url, c.secret, c.recipients, c.created_at
+            """, logger: logger)
+        var jobs: [Job] = []
+        for try await (id, attempts, target, severity, giveUp, payload, received, channelID, tenant, subscription, type, name, url,
+                       secret, recipients, created) in rows.decode(
+            (UUID, Int, String, String?, Date, String, Date, UUID, UUID, UUID, String, String, String?, String?, [String], Date).self) {
+            let channel = Channel(id: channelID, tenantID: tenant, subscriptionID: subscription,
+                                  kind: Channel.Kind(rawValue: type) ?? .webhook, name: name, url: url, secret: secret,
+                                  recipients: recipients, createdAt: created)
+            jobs.append(Job(id: id, attempts: attempts, target: target, minSeverity: severity, channel: channel,
+                            payload: payload, alertReceivedAt: received, giveUpAt: giveUp))
+        }
+        return jobs
+    }
+
+    /// One attempt, then its record: the attempt row, and the delivery delivered, due again later, or dead.
+    func attempt(_ job: Job) async {
+        let started = Date()
+        let clock = ContinuousClock.now
+        let result = await send(job)
+        let elapsed = ContinuousClock.now - clock
+        let attempt = job.attempts + 1
         do {
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "User-Agent", value: "Gantry-Webhook/1")
-            request.headers.add(name: WebhookSignature.header, value: WebhookSignature.sign(body: Data(payload.utf8), secret: secret))
-            request.headers.add(name: "X-Gantry-Delivery", value: deliveryID.uuidString.lowercased())
-            request.headers.add(name: "X-Gantry-Event", value: kind)
-            request.headers.add(name: "X-Gantry-Timestamp", value: "\(Int(Date().timeIntervalSince1970))")
-            request.body = .bytes(ByteBuffer(string: payload))
-            let response = try await httpClient.execute(request, timeout: timeout)
-            let body = try await response.body.collect(upTo: 16 * 1024)
-            let code = Int(response.status.code)
-            return (200..<300).contains(code) ? (code, nil) : (code, "HTTP \(code): \(String(buffer: body).prefix(300))")
+            try await record(result, of: job, attempt: attempt, started: started,
+                             durationMs: Int(elapsed.seconds * 1000))
         } catch {
-            return (nil, "\(error)")
+            // The lease runs out and the delivery is attempted again.
+            logger.error("could not record a delivery attempt", metadata: ["delivery": "\(job.id)", "error": "\(error)"])
+        }
+    }
+
+    private func record(_ result: AttemptResult, of job: Job, attempt: Int, started: Date, durationMs: Int) async throws {
+        let (outcome, code, error): (String, Int?, String?) = switch result {
+        case .delivered(let code): ("delivered", code, nil)
+        case .failed(let code, let error): ("failed", code, error)
+        case .rejected(let code, let error): ("rejected", code, error)
+        }
+        let delay = settings.backoff(afterAttempt: attempt)
+        let logger = self.logger
+        let status = try await runtime.database.withTransaction(logger: logger) { connection -> String in
+            try await connection.query("""
+                INSERT INTO notification.delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, status_code, error)
+                VALUES (\(job.id), \(attempt), \(started), \(durationMs), \(outcome), \(code), \(error))
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+            // Failed: due again after the backoff, but never after give_up_at; at or past it, dead.
+            let rows = try await connection.query("""
+                UPDATE notification.deliveries SET
+                  attempts = \(attempt), last_status_code = \(code), last_error = \(error), last_attempt_at = \(started),
+                  leased_until = NULL,
+                  status = CASE WHEN \(outcome) = 'delivered' THEN 'delivered'
+                                WHEN \(outcome) = 'rejected' OR now() >= give_up_at THEN 'dead' ELSE 'pending' END,
+                  delivered_at = CASE WHEN \(outcome) = 'delivered' THEN now() END,
+                  next_attempt_at = least(give_up_at, now() + make_interval(secs => \(delay)))
+                WHERE id = \(job.id) AND status = 'pending'
+                RETURNING status
+                """, logger: logger)
+            var status = "gone"
+            for try await value in rows.decode(String.self) { status = value }
+            return status
+        }
+        var metadata: Logger.Metadata = ["delivery": "\(job.id)", "channel": "\(job.channel.id)", "attempt": "\(attempt)",
+                                         "status": "\(status)"]
+        if let error { metadata["error"] = "\(error)" }
+        if outcome == "delivered" {
+            logger.info("delivered", metadata: metadata)
+        } else {
+            logger.warning("delivery attempt failed", metadata: metadata)
+        }
+    }
+
+    /// Renders the alert for the channel and sends it.
+    func send(_ job: Job) async -> AttemptResult {
+        let alert: Components.Schemas.Alert
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            alert = try decoder.decode(Components.Schemas.Alert.self, from: Data(job.payload.utf8))
+        } catch {
+            return .rejected(statusCode: nil, error: "the stored alert cannot be read: \(error)")
+        }
+        let presentation = AlertPresentation(alert: alert, floor: job.minSeverity.flatMap(FindingSeverity.init(name:)))
+        let kind = presentation.kind.rawValue
+        do {
+            switch job.channel.kind {
+            case .email:
+                guard let smtp = settings.smtp else {
+                    return .failed(statusCode: nil, error: "no SMTP relay is configured (GANTRY_SMTP_URL)")
+                }
+                let recipient = String(job.target.dropFirst("mailto:".count))
+                let (subject, text) = ChannelPayloads.email(presentation)
+                let domain = smtp.from.split(separator: "@").last.map(String.init) ?? "gantry.invalid"
+                let message = EmailMessage(from: smtp.from, to: recipient, subject: subject, text: text,
+                                           messageID: "\(job.id.uuidString.lowercased())@\(domain)", date: Date(),
+                                           extraHeaders: [("X-Gantry-Event", kind),
+                                                          ("X-Gantry-Delivery", job.id.uuidString.lowercased())])
+                return await CurlSMTPSender(settings: smtp).send(message, to: recipient, timeout: settings.attemptTimeout)
+            case .webhook:
+                return await post(job, body: try ChannelPayloads.webhook(presentation), contentType: "application/json", event: kind)
+            case .slack:
+                return await post(job, body: try ChannelPayloads.slack(presentation), contentType: "application/json", event: kind)
+            case .teams:
+                return await post(job, body: try ChannelPayloads.teams(presentation), contentType: "application/json", event: kind)
+            case .cloudevents:
+                return await post(job, body: try ChannelPayloads.cloudEvent(presentation, receivedAt: job.alertReceivedAt),
+                                  contentType: ChannelPayloads.cloudEventContentType, event: kind)
+            }
+        } catch {
+            return .rejected(statusCode: nil, error: "the alert cannot be rendered: \(error)")
+        }
+    }
+
+    /// POSTs `body` to the delivery's URL, signed when the channel has a secret, within the attempt timeout.
+    private func post(_ job: Job, body: Data, contentType: String, event: String) async -> AttemptResult {
+        // The guard ran when the channel was made; run it again in case the deployment's profile changed since.
+        guard let url = URL(string: job.target), let host = url.host else {
+            return .rejected(statusCode: nil, error: "'\(job.target)' is not a URL")
+        }
+        let hostPort = url.port.map { "\(host):\($0)" } ?? host
+        if let refusal = runtime.configuration.cloud.refusalForWebhook(host: hostPort, profile: runtime.configuration.profile) {
+            return .rejected(statusCode: nil, error: "refused by the SSRF guard: \(refusal)")
+        }
+        var request = HTTPClientRequest(url: job.target)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "User-Agent", value: "Gantry-Notification/1")
+        request.headers.add(name: "X-Gantry-Delivery", value: job.id.uuidString.lowercased())
+        request.headers.add(name: "X-Gantry-Event", value: event)
+        if let secret = job.channel.secret {
+            let timestamp = Int(Date().timeIntervalSince1970)
+            request.headers.add(name: WebhookSignature.timestampHeader, value: String(timestamp))
+            request.headers.add(name: WebhookSignature.header, value: WebhookSignature.sign(timestamp: timestamp, body: body, secret: secret))
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let prepared = request
+        let timeout = settings.attemptTimeout
+        let client = httpClient
+        do {
+            return try await withDeadline(timeout) {
+                let response = try await client.execute(prepared, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)))
+                let reply = try await response.body.collect(upTo: 64 * 1024)
+                let code = Int(response.status.code)
+                if (200..<300).contains(code) { return .delivered(statusCode: code) }
+                let text = String(buffer: reply).trimmingCharacters(in: .whitespacesAndNewlines)
+                return .failed(statusCode: code, error: "HTTP \(code)" + (text.isEmpty ? "" : ": \(text.prefix(300))"))
+            }
+        } catch let error as HTTPClientError where [.deadlineExceeded, .readTimeout, .connectTimeout].contains(error) {
+            return .failed(statusCode: nil, error: "no complete answer within \(Int(timeout.seconds * 1000)) ms (timed out: \(error))")
+        } catch is DeadlineExceeded {
+            return .failed(statusCode: nil, error: "no complete answer within \(Int(timeout.seconds * 1000)) ms (timed out)")
+        } catch {
+            return .failed(statusCode: nil, error: "\(error)")
+        }
+    }
+}
+
+/// Thrown by `withDeadline` when the operation took too long.
+struct DeadlineExceeded: Error {}
+
+/// Runs `operation`, cancelling it and throwing `DeadlineExceeded` after `limit`.
+func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw DeadlineExceeded()
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw DeadlineExceeded() }
+        return first
+    }
+}
+
+/// Attempt slots of one replica, the channels with an attempt in flight, and the worker's nap between passes,
+/// cut short when an attempt ends (its channel's next delivery may be due).
+actor Slots {
+    private let capacity: Int
+    private var inFlight: [UUID: Int] = [:]
+    private var used = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var sleeper: CheckedContinuation<Void, Never>?
+    private var woken = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var busyChannels: [UUID] { Array(inFlight.keys) }
+
+    /// Waits until at least one slot is free; returns how many are.
+    func waitForFree() async -> Int {
+        while used >= capacity {
+            await withCheckedContinuation { waiters.append($0) }
+        }
+        return capacity - used
+    }
+
+    func take(channel: UUID) {
+        used += 1
+        inFlight[channel, default: 0] += 1
+    }
+
+    func release(channel: UUID) {
+        used -= 1
+        if let count = inFlight[channel], count > 1 { inFlight[channel] = count - 1 } else { inFlight[channel] = nil }
+        let resumed = waiters
+        waiters = []
+        for waiter in resumed { waiter.resume() }
+        wake()
+    }
+
+    /// Returns after `duration`, or sooner when an attempt ends.
+    func nap(for duration: Duration) async {
+        if woken {
+            woken = false
+            return
+        }
+        await withCheckedContinuation { continuation in
+            sleeper = continuation
+            Task {
+                try? await Task.sleep(for: duration)
+                await self.wake()
+            }
+        }
+        woken = false
+    }
+
+    private func wake() {
+        if let sleeper {
+            self.sleeper = nil
+            sleeper.resume()
+        } else {
+            woken = true
         }
     }
 }

@@ -2,24 +2,31 @@ import AsyncHTTPClient
 import Foundation
 import GantryRuntime
 import Hummingbird
+import NIOCore
 import NotificationAPI
 import OpenAPIHummingbird
 
-/// Builds the notification service: alerts in, signed webhook deliveries out, with a delivery log.
+/// Builds the notification service: alerts in, routed by rules through noise control to webhook, Slack, Teams,
+/// CloudEvents and e-mail channels, with retries, dead letters and a delivery log (notification.yaml).
 /// - Parameter onServerRunning: receives the bound port (tests listen on port 0).
+/// - Throws: `ConfigurationError` for a bad `GANTRY_NOTIFICATION_*` or `GANTRY_SMTP_*` variable.
 public func buildNotificationApplication(configuration: GantryConfiguration,
                                          onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
     async throws -> some ApplicationProtocol {
+    let settings = try NotificationSettings(environment: configuration.environment)
     let runtime = try await ServiceRuntime(configuration: configuration,
                                            migrations: try ServiceRuntime.migrations(in: Bundle.module))
-    // Webhook URLs are checked when created; never follow a redirect to somewhere unchecked.
+    // Channel URLs are checked when created; never follow a redirect to somewhere unchecked.
     var clientConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
-    clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(10))
-    let webhookClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-    let worker = DeliveryWorker(runtime: runtime, httpClient: webhookClient)
-    let api = NotificationAPIImpl(runtime: runtime)
+    let timeout = TimeAmount.nanoseconds(Int64(settings.attemptTimeout.seconds * 1e9))
+    clientConfiguration.timeout = .init(connect: timeout, read: timeout)
+    // A refused connection fails the attempt at once; the worker's backoff does the retrying, not the pool.
+    clientConfiguration.connectionPool.retryConnectionEstablishment = false
+    let deliveryClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    let worker = DeliveryWorker(runtime: runtime, settings: settings, httpClient: deliveryClient)
+    let api = NotificationAPIImpl(runtime: runtime, settings: settings)
     return try runtime.makeApplication(openAPIDocument: NotificationAPI.openAPIDocument,
-                                       services: [HTTPClientService(client: webhookClient), worker],
+                                       services: [HTTPClientService(client: deliveryClient), worker],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }

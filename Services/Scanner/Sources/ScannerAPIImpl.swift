@@ -1,4 +1,5 @@
 import enum Crypto.Curve25519
+import FindingsPolicyAPI
 import Foundation
 import HTTPTypes
 import GantryModel
@@ -11,11 +12,13 @@ import ScannerAPI
 import VulnerabilityDB
 
 /// The scanner's HTTP API (Shared/Contracts/specs/scanner.yaml).
-struct ScannerAPIImpl: APIProtocol {
+struct ScannerAPIImpl: ScannerAPI.APIProtocol {
     let runtime: ServiceRuntime
     let knowledgeBase: PostgresKnowledgeBase
     /// Per-job deadline (ARCHITECTURE.md: jobs have a deadline); `GANTRY_SCAN_DEADLINE_SECONDS`, default 2400.
     let deadlineSeconds: Int
+    /// Attempts a new job gets (`GANTRY_SCAN_MAX_ATTEMPTS`).
+    var maxAttempts = 5
     /// The only key whose feed bundles are imported (`GANTRY_FEEDS_PUBLIC_KEY`, base64 of the raw 32-byte
     /// Ed25519 public key); nil when none is configured, and then bundles are refused.
     let feedsPublicKey: Curve25519.Signing.PublicKey?
@@ -32,14 +35,42 @@ struct ScannerAPIImpl: APIProtocol {
         let logger = runtime.logger
         let inbox = runtime.inbox
         let deadline = Double(deadlineSeconds)
+        let maxAttempts = self.maxAttempts
         let (jobID, deduplicated) = try await runtime.database.withTransaction(logger: logger) { connection -> (UUID?, Bool) in
             let fresh = try await inbox.claim(messageID, on: connection, logger: logger)
             if fresh {
+                // A push, import or manual scan means the image is there (again); a rescan requested before
+                // its deletion arrived is recorded as cancelled.
+                var deleted = false
+                if trigger == "rescan" {
+                    let rows = try await connection.query("""
+                        SELECT 1 FROM scanner.deleted_images
+                        WHERE registry_id = \(registryID) AND repository = \(repository) AND digest = \(digest.description)
+                        """, logger: logger)
+                    for try await _ in rows { deleted = true }
+                } else {
+                    try await connection.query("""
+                        DELETE FROM scanner.deleted_images
+                        WHERE registry_id = \(registryID) AND repository = \(repository) AND digest = \(digest.description)
+                        """, logger: logger)
+                }
+                let id = UUID()
+                if deleted {
+                    try await connection.query("""
+                        INSERT INTO scanner.scan_jobs (id, tenant_id, subscription_id, registry_id, repository, digest, tag,
+                          trigger, priority, deadline_at, max_attempts, status, error, finished_at)
+                        VALUES (\(id), \(tenantID), \(subscriptionID), \(registryID), \(repository), \(digest.description),
+                          \(request.tag), \(trigger), \(ScanJob.priority(of: trigger)), now(), \(maxAttempts), 'cancelled',
+                          'the image was deleted from the registry', now())
+                        """, logger: logger)
+                    return (id, false)
+                }
                 let rows = try await connection.query("""
                     INSERT INTO scanner.scan_jobs (id, tenant_id, subscription_id, registry_id, repository, digest, tag,
-                      trigger, priority, deadline_at)
-                    VALUES (\(UUID()), \(tenantID), \(subscriptionID), \(registryID), \(repository), \(digest.description),
-                      \(request.tag), \(trigger), \(ScanJob.priority(of: trigger)), now() + make_interval(secs => \(deadline)))
+                      trigger, priority, deadline_at, max_attempts)
+                    VALUES (\(id), \(tenantID), \(subscriptionID), \(registryID), \(repository), \(digest.description),
+                      \(request.tag), \(trigger), \(ScanJob.priority(of: trigger)), now() + make_interval(secs => \(deadline)),
+                      \(maxAttempts))
                     ON CONFLICT (registry_id, repository, digest) WHERE status IN ('queued', 'running') DO NOTHING
                     RETURNING id
                     """, logger: logger)
@@ -55,6 +86,58 @@ struct ScannerAPIImpl: APIProtocol {
         }
         guard let jobID else { throw ProblemError.conflict("the scan request \(messageID) was already processed") }
         return .accepted(.init(body: .json(.init(jobId: jobID.uuidString.lowercased(), deduplicated: deduplicated))))
+    }
+
+    func recordImageDeletion(_ input: Operations.RecordImageDeletion.Input) async throws -> Operations.RecordImageDeletion.Output {
+        guard case .json(let deletion) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
+        let tenantID = try Validate.uuid(deletion.tenantId, field: "tenantId")
+        _ = try Validate.uuid(deletion.subscriptionId, field: "subscriptionId")
+        let registryID = try Validate.uuid(deletion.registryId, field: "registryId")
+        let repository = try Validate.repository(deletion.repository, field: "repository")
+        let digest = try Validate.digest(deletion.digest, field: "digest").description
+        let messageID = try Validate.text(deletion.messageId, field: "messageId")
+        let registryHost = try Validate.text(deletion.registryHost, field: "registryHost", maxLength: 255)
+        let logger = runtime.logger
+        let inbox = runtime.inbox
+        let outbox = runtime.outbox
+        let (cancelled, duplicate) = try await runtime.database.withTransaction(logger: logger) { connection -> (Int, Bool) in
+            guard try await inbox.claim(messageID, on: connection, logger: logger) else { return (0, true) }
+            try await connection.query("""
+                INSERT INTO scanner.deleted_images (registry_id, repository, digest, tenant_id, deleted_at)
+                VALUES (\(registryID), \(repository), \(digest), \(tenantID), \(deletion.deletedAt))
+                ON CONFLICT (registry_id, repository, digest) DO UPDATE
+                  SET deleted_at = greatest(deleted_images.deleted_at, EXCLUDED.deleted_at)
+                """, logger: logger)
+            let rows = try await connection.query("""
+                UPDATE scanner.scan_jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL,
+                  error = 'the image was deleted from the registry'
+                WHERE registry_id = \(registryID) AND repository = \(repository) AND digest = \(digest) AND status = 'queued'
+                RETURNING id
+                """, logger: logger)
+            var cancelled = 0
+            for try await _ in rows { cancelled += 1 }
+            // Findings exist downstream only for an image whose scan reported: close them.
+            let reported = try await connection.query("""
+                SELECT 1 FROM scanner.scan_jobs
+                WHERE registry_id = \(registryID) AND repository = \(repository) AND digest = \(digest) AND status = 'succeeded'
+                LIMIT 1
+                """, logger: logger)
+            var wasReported = false
+            for try await _ in reported { wasReported = true }
+            if wasReported {
+                let scanID = UUID().uuidString.lowercased()
+                let report = FindingsPolicyAPI.Components.Schemas.ScanReport(
+                    messageId: "image-deleted:\(scanID)", scanId: scanID, tenantId: deletion.tenantId.lowercased(),
+                    subscriptionId: deletion.subscriptionId.lowercased(), registryId: registryID.uuidString.lowercased(),
+                    registryHost: registryHost, repository: repository, digest: digest, scannedAt: deletion.deletedAt,
+                    outcome: .notApplicable, notApplicableReason: "ImageDeleted", findings: [],
+                    notes: ["the image was deleted from its registry; its findings are closed"])
+                try await outbox.enqueue(report, messageID: report.messageId, to: .findingsPolicy, path: "/internal/v1/reports",
+                                         on: connection, logger: logger)
+            }
+            return (cancelled, false)
+        }
+        return .accepted(.init(body: .json(.init(cancelledJobs: cancelled, duplicate: duplicate))))
     }
 
     func importAlpineSecDB(_ input: Operations.ImportAlpineSecDB.Input) async throws -> Operations.ImportAlpineSecDB.Output {
@@ -167,22 +250,42 @@ struct ScannerAPIImpl: APIProtocol {
     func listScans(_ input: Operations.ListScans.Input) async throws -> Operations.ListScans.Output {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let digest = try input.query.digest.map { try Validate.digest($0, field: "digest").description }
+        let limit = input.query.limit ?? 100
+        guard (1...500).contains(limit) else { throw ProblemError.badRequest("limit must be between 1 and 500") }
         let rows = try await runtime.database.query("""
-            SELECT id, tenant_id, registry_id, repository, digest, trigger, status, attempts, error, queued_at,
-                   started_at, finished_at
+            SELECT id, tenant_id, registry_id, repository, digest, tag, trigger, status, outcome, attempts, max_attempts,
+                   error, queued_at, started_at, finished_at,
+                   CASE WHEN status = 'queued' THEN next_attempt_at END, deadline_at, findings, kb_operation
             FROM scanner.scan_jobs WHERE tenant_id = \(tenantID) AND (\(digest)::text IS NULL OR digest = \(digest))
-            ORDER BY queued_at DESC LIMIT 500
+            ORDER BY queued_at DESC, id LIMIT \(limit)
             """, logger: runtime.logger)
         var items: [Components.Schemas.ScanJob] = []
-        for try await (id, tenant, registry, repository, digest, trigger, status, attempts, error, queued, started, finished)
-            in rows.decode((UUID, UUID, UUID, String, String, String, String, Int, String?, Date, Date?, Date?).self) {
+        for try await row in rows.decode((UUID, UUID, UUID, String, String, String?, String, String, String?, Int, Int,
+                                          String?, Date, Date?, Date?, Date?, Date, Int?, Int64?).self) {
+            let (id, tenant, registry, repository, digest, tag, trigger, status, outcome, attempts, maxAttempts,
+                 error, queued, started, finished, nextAttempt, deadline, findings, operation) = row
             let duration = zip(started, finished).map { Int64(($0.1.timeIntervalSince($0.0) * 1000).rounded()) }
             items.append(.init(
                 jobId: id.uuidString.lowercased(), tenantId: tenant.uuidString.lowercased(),
-                registryId: registry.uuidString.lowercased(), repository: repository, digest: digest,
+                registryId: registry.uuidString.lowercased(), repository: repository, digest: digest, tag: tag,
                 trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
-                attempts: attempts, error: error, queuedAt: queued, startedAt: started, finishedAt: finished,
-                durationMs: duration))
+                outcome: outcome.flatMap { .init(rawValue: $0) }, attempts: attempts, maxAttempts: maxAttempts,
+                error: error, queuedAt: queued, startedAt: started, finishedAt: finished, nextAttemptAt: nextAttempt,
+                deadlineAt: deadline, durationMs: duration, findings: findings, knowledgeBaseOperation: operation))
+        }
+        return .ok(.init(body: .json(.init(items: items))))
+    }
+
+    func listReevaluations(_ input: Operations.ListReevaluations.Input) async throws -> Operations.ListReevaluations.Output {
+        let limit = input.query.limit ?? 100
+        guard (1...500).contains(limit) else { throw ProblemError.badRequest("limit must be between 1 and 500") }
+        let rows = try await runtime.database.query("""
+            SELECT operation, processed_at, images_checked, images_changed FROM scanner.reevaluated_operations
+            ORDER BY operation DESC LIMIT \(limit)
+            """, logger: runtime.logger)
+        var items: [Components.Schemas.Reevaluation] = []
+        for try await (operation, processed, checked, changed) in rows.decode((Int64, Date, Int, Int).self) {
+            items.append(.init(operation: operation, processedAt: processed, imagesChecked: checked, imagesChanged: changed))
         }
         return .ok(.init(body: .json(.init(items: items))))
     }

@@ -7,11 +7,15 @@ import ImageAnalysis
 import OpenAPIHummingbird
 import RegistryClient
 import ScannerAPI
+import ServiceLifecycle
 
 /// Builds the scanner service: the scan queue and its worker, and the vulnerability knowledge base.
 ///
-/// Service-specific settings: `GANTRY_SCAN_WORKERS` (default 2), `GANTRY_SCAN_DEADLINE_SECONDS` (default 2400),
-/// `GANTRY_FEEDS_PUBLIC_KEY` (base64 raw Ed25519 public key whose signed feed bundles are imported).
+/// Service-specific settings: `GANTRY_SCAN_WORKERS` (default 2), the queue's `GANTRY_SCAN_*` settings
+/// (`ScanQueueSettings`: deadline, lease, attempts, retry base, per-registry concurrency and rate),
+/// `GANTRY_REEVALUATION_POLL_MS` (default 1000), `GANTRY_FEEDS_PUBLIC_KEY` (base64 raw Ed25519 public key whose
+/// signed feed bundles are imported), `GANTRY_FEEDS_UPDATE_SECONDS` (feed download interval, default 21600; 0 = off)
+/// and `GANTRY_FEED_SOURCES` (comma-separated feed URLs replacing the cloud's production list; see `FeedSources`).
 /// - Parameter onServerRunning: receives the bound port (tests listen on port 0).
 public func buildScannerApplication(configuration: GantryConfiguration,
                                     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
@@ -19,8 +23,9 @@ public func buildScannerApplication(configuration: GantryConfiguration,
     let runtime = try await ServiceRuntime(configuration: configuration,
                                            migrations: try ServiceRuntime.migrations(in: Bundle.module))
     let workers = try GantryConfiguration.integer("GANTRY_SCAN_WORKERS", configuration.environment, default: 2, range: 1...64)
-    let deadline = try GantryConfiguration.integer("GANTRY_SCAN_DEADLINE_SECONDS", configuration.environment,
-                                                   default: 2400, range: 10...86400)
+    let queue = try ScanQueueSettings(environment: configuration.environment)
+    let reevaluationPoll = try GantryConfiguration.integer("GANTRY_REEVALUATION_POLL_MS", configuration.environment,
+                                                           default: 1000, range: 10...600_000)
     let knowledgeBase = PostgresKnowledgeBase(database: runtime.database, logger: runtime.logger)
     // The registry client follows redirects itself, so credentials never travel to a blob store's host.
     let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
@@ -31,11 +36,25 @@ public func buildScannerApplication(configuration: GantryConfiguration,
                                layerReader: LayerReader(), logger: runtime.logger)
     let discovery = HTTPDiscoveryPeer(runtime: runtime)
     let feedsPublicKey = try feedsPublicKey(configuration.environment)
-    let api = ScannerAPIImpl(runtime: runtime, knowledgeBase: knowledgeBase, deadlineSeconds: deadline,
+    var api = ScannerAPIImpl(runtime: runtime, knowledgeBase: knowledgeBase, deadlineSeconds: queue.deadlineSeconds,
                              feedsPublicKey: feedsPublicKey)
-    let scanWorkers = (0..<workers).map { _ in ScanWorker(runtime: runtime, scanner: scanner, discovery: discovery) }
+    api.maxAttempts = queue.maxAttempts
+    let scanWorkers: [any Service] = (0..<workers).map { _ in
+        ScanWorker(runtime: runtime, scanner: scanner, discovery: discovery, settings: queue)
+    }
+    let reevaluator = Reevaluator(runtime: runtime, knowledgeBase: knowledgeBase, discovery: discovery,
+                                  pollInterval: .milliseconds(reevaluationPoll))
+    let updateSeconds = try GantryConfiguration.integer("GANTRY_FEEDS_UPDATE_SECONDS", configuration.environment,
+                                                        default: 21600, range: 0...604_800)
+    // Feed publishers redirect (salsa, CDNs); these downloads carry no credentials.
+    let feedHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
+                              configuration: .init(redirectConfiguration: .follow(max: 5, allowCycles: false)))
+    let updater = FeedUpdater(sources: try FeedSources.configured(configuration), interval: .seconds(updateSeconds),
+                              knowledgeBase: knowledgeBase, httpClient: feedHTTP, readiness: runtime.readiness,
+                              logger: runtime.logger)
     return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument,
-                                       services: [HTTPClientService(client: registryHTTP)] + scanWorkers,
+                                       services: [HTTPClientService(client: registryHTTP), HTTPClientService(client: feedHTTP)]
+                                           + scanWorkers + [reevaluator, updater],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }

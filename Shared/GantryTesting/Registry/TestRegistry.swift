@@ -75,6 +75,9 @@ package final class TestRegistry: @unchecked Sendable {
     /// Everything the registry printed so far.
     package var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
+    /// The registry's process ID (fault tests freeze it with SIGSTOP and thaw it with SIGCONT).
+    package var processIdentifier: Int32 { process.processIdentifier }
+
     /// Starts a registry and waits (up to 60 s, generous for a loaded CI machine) until `GET /v2/` answers 200 or 401.
     ///
     /// - Parameters:

@@ -15,6 +15,8 @@ struct RegisteredRegistry: Sendable {
 protocol DiscoveryPeer: Sendable {
     /// The registry registered for a login-server host, or nil when none is.
     func registry(host: String) async throws -> RegisteredRegistry?
+    /// The registry with this ID, or nil when discovery does not know it (any more).
+    func registry(id: UUID) async throws -> RegisteredRegistry?
 }
 
 /// Calls discovery's internal lookup over HTTP with a service token.
@@ -29,16 +31,30 @@ struct HTTPDiscoveryPeer: DiscoveryPeer {
     func registry(host: String) async throws -> RegisteredRegistry? {
         switch try await client.lookupRegistry(query: .init(host: host)) {
         case .ok(let ok):
-            let access = try ok.body.json
-            return RegisteredRegistry(
-                registryID: try Validate.uuid(access.registryId, field: "registryId"),
-                tenantID: try Validate.uuid(access.tenantId, field: "tenantId"),
-                subscriptionID: try Validate.uuid(access.subscriptionId, field: "subscriptionId"),
-                loginServer: access.loginServer, planEnabled: access.planEnabled)
+            return try Self.registry(try ok.body.json)
         case .notFound:
             return nil
         case .undocumented(let status, _):
             throw ProblemError.badGateway("discovery answered HTTP \(status) to a registry lookup")
         }
+    }
+
+    func registry(id: UUID) async throws -> RegisteredRegistry? {
+        switch try await client.getRegistryAccess(path: .init(registryId: id.uuidString.lowercased())) {
+        case .ok(let ok):
+            return try Self.registry(try ok.body.json)
+        case .notFound:
+            return nil
+        case .undocumented(let status, _):
+            throw ProblemError.badGateway("discovery answered HTTP \(status) for registry \(id)")
+        }
+    }
+
+    private static func registry(_ access: DiscoveryAPI.Components.Schemas.RegistryAccess) throws -> RegisteredRegistry {
+        RegisteredRegistry(
+            registryID: try Validate.uuid(access.registryId, field: "registryId"),
+            tenantID: try Validate.uuid(access.tenantId, field: "tenantId"),
+            subscriptionID: try Validate.uuid(access.subscriptionId, field: "subscriptionId"),
+            loginServer: access.loginServer, planEnabled: access.planEnabled)
     }
 }

@@ -87,7 +87,6 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/Trial' }
         '400': { $ref: '#/components/responses/Problem' }
-        '409': { $ref: '#/components/responses/Problem' }
     put:
       operationId: setTrial
       summary: Set the length of the subscription's free trial; applies to charges recorded from now on.

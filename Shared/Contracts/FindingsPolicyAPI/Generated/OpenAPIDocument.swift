@@ -5,10 +5,32 @@ package let openAPIDocument = #"""
 openapi: 3.1.0
 info:
   title: Gantry Findings Policy
-  version: 0.1.0
+  version: 0.2.0
   description: |
-    Assessments per image digest (Healthy, Unhealthy, NotApplicable) with their findings.
+    Assessments per image digest (Healthy, Unhealthy, NotApplicable) with their findings, the recommendation
+    "Container registry images should have vulnerability findings resolved" with remediation per finding,
+    disable rules, the secure score, and a Sub-Assessments-compatible REST API.
     Errors are RFC 9457 `application/problem+json`. Routes under `/internal` take service tokens only.
+
+    **Severity.** Every finding keeps Gantry's own severity (Unknown, Negligible, Low, Medium, High, Critical).
+    Where the seed product's API has a three-level severity (`status.severity` of assessments and
+    sub-assessments) it is banded: Critical and High → High, Medium → Medium, Low and Negligible → Low,
+    Unknown → the band in `GANTRY_UNKNOWN_SEVERITY_BAND` (`Low`, `Medium` or `High`; default `Low`).
+
+    **Disable rules.** A rule applies to the images in its scope (the subscription, a registry, a repository
+    or an image digest) and matches a finding when the finding satisfies *every* criterion the rule sets
+    (a combination, as the seed product's rules are); a list criterion matches when any of its values does.
+    A matched finding is exempt: it leaves the image's status, the secure score and alerts. An image all of
+    whose findings are exempt is NotApplicable with cause `Exempt`. Creating, replacing or deleting a rule
+    re-evaluates the images of its scope before the response; an expired rule is found by a periodic check
+    (`GANTRY_RULE_EXPIRY_INTERVAL_MS`, default 30000) and re-evaluated the same way. Every change is audited;
+    the actor is the `X-Gantry-Actor` header (user authentication does not exist yet), else `unknown`.
+
+    **Secure score.** Over the images of a subscription (or a registry) that are Healthy (H) or Unhealthy,
+    each Unhealthy image weighted by the severity of its worst non-exempt finding (Low and Negligible 1,
+    Medium 2, High 4, Critical 8, Unknown as its band), the score is `100 × H / (H + Σ weights)`,
+    rounded to two decimals; absent when there is no Healthy or Unhealthy image. NotApplicable images
+    (unsupported, or all findings exempt) are outside the score. Every change of a score is kept in its history.
 servers:
   - url: http://127.0.0.1:8084
 paths:
@@ -53,10 +75,7 @@ paths:
       parameters:
         - { $ref: '#/components/parameters/TenantID' }
         - { $ref: '#/components/parameters/SubscriptionID' }
-        - name: imageDigest
-          in: path
-          required: true
-          schema: { type: string }
+        - { $ref: '#/components/parameters/ImageDigest' }
       responses:
         '200':
           description: The assessment.
@@ -65,6 +84,203 @@ paths:
               schema: { $ref: '#/components/schemas/Assessment' }
         '400': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments:
+    get:
+      operationId: listSubAssessments
+      summary: Every sub-assessment (one per finding of an image) in a subscription, optionally one registry's.
+      description: |
+        Shaped like Azure Defender for Cloud's "Sub Assessments - List All". Ordered by registry, repository,
+        digest and the finding's position in the report; `nextLink` fetches the next page and is absent on the last.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - name: registryId
+          in: query
+          required: false
+          schema: { type: string, format: uuid }
+        - { $ref: '#/components/parameters/IncludeExempt' }
+        - { $ref: '#/components/parameters/Top' }
+        - { $ref: '#/components/parameters/SkipToken' }
+      responses:
+        '200':
+          description: One page of sub-assessments.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/SubAssessmentList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments:
+    get:
+      operationId: listImageSubAssessments
+      summary: The sub-assessments of one image digest (in every repository holding it).
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/ImageDigest' }
+        - { $ref: '#/components/parameters/IncludeExempt' }
+        - { $ref: '#/components/parameters/Top' }
+        - { $ref: '#/components/parameters/SkipToken' }
+      responses:
+        '200':
+          description: One page of sub-assessments.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/SubAssessmentList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}:
+    get:
+      operationId: getSubAssessment
+      summary: One sub-assessment, exempt or not.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/ImageDigest' }
+        - name: subAssessmentName
+          in: path
+          required: true
+          schema: { type: string, format: uuid }
+      responses:
+        '200':
+          description: The sub-assessment.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/SubAssessment' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules:
+    get:
+      operationId: listRules
+      summary: The subscription's disable rules, active and expired, oldest first.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+      responses:
+        '200':
+          description: Rules.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/DisableRuleList' }
+        '400': { $ref: '#/components/responses/Problem' }
+    post:
+      operationId: createRule
+      summary: Create a disable rule; the images in its scope are re-evaluated before the response.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/Actor' }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/DisableRuleInput' }
+      responses:
+        '201':
+          description: The rule.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/DisableRule' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}:
+    get:
+      operationId: getRule
+      summary: One disable rule.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/RuleID' }
+      responses:
+        '200':
+          description: The rule.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/DisableRule' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+    put:
+      operationId: replaceRule
+      summary: Replace a rule's scope, criteria, justification and expiry (an expired rule becomes active again).
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/RuleID' }
+        - { $ref: '#/components/parameters/Actor' }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/DisableRuleInput' }
+      responses:
+        '200':
+          description: The rule.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/DisableRule' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+    delete:
+      operationId: deleteRule
+      summary: Delete a rule; the images it applied to are re-evaluated before the response.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/RuleID' }
+        - { $ref: '#/components/parameters/Actor' }
+      responses:
+        '204':
+          description: Deleted.
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents:
+    get:
+      operationId: listAuditEvents
+      summary: Every change of the subscription's disable rules, newest first.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - name: ruleId
+          in: query
+          required: false
+          schema: { type: string, format: uuid }
+        - { $ref: '#/components/parameters/Limit' }
+      responses:
+        '200':
+          description: Audit events.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/AuditEventList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore:
+    get:
+      operationId: getSecureScore
+      summary: The secure score of the subscription and of each of its registries (formula in the description above).
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+      responses:
+        '200':
+          description: Scores.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/SecureScoreSummary' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history:
+    get:
+      operationId: listSecureScoreHistory
+      summary: Every change of the subscription's score (or, with registryId, a registry's), newest first.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - name: registryId
+          in: query
+          required: false
+          schema: { type: string, format: uuid }
+        - { $ref: '#/components/parameters/Limit' }
+      responses:
+        '200':
+          description: Scores, newest first.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/SecureScoreHistory' }
+        '400': { $ref: '#/components/responses/Problem' }
 components:
   parameters:
     TenantID:
@@ -77,6 +293,46 @@ components:
       in: path
       required: true
       schema: { type: string, format: uuid }
+    ImageDigest:
+      name: imageDigest
+      in: path
+      required: true
+      schema: { type: string }
+    RuleID:
+      name: ruleId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    Actor:
+      name: X-Gantry-Actor
+      in: header
+      required: false
+      description: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+      schema: { type: string }
+    IncludeExempt:
+      name: includeExempt
+      in: query
+      required: false
+      description: Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+      schema: { type: boolean }
+    Top:
+      name: top
+      in: query
+      required: false
+      description: Page size, 1–1000; default 100.
+      schema: { type: integer }
+    SkipToken:
+      name: skipToken
+      in: query
+      required: false
+      description: The opaque continuation from a previous page's `nextLink`.
+      schema: { type: string }
+    Limit:
+      name: limit
+      in: query
+      required: false
+      description: At most this many items, 1–1000; default 100.
+      schema: { type: integer }
   responses:
     Problem:
       description: An RFC 9457 problem.
@@ -94,7 +350,12 @@ components:
         instance: { type: string }
     Severity:
       type: string
+      description: Gantry's own severity.
       enum: [Unknown, Negligible, Low, Medium, High, Critical]
+    SeverityBand:
+      type: string
+      description: The seed product's three-level severity (banding in the description of this API).
+      enum: [Low, Medium, High]
     StatusCode:
       type: string
       enum: [Healthy, Unhealthy, NotApplicable]
@@ -154,6 +415,7 @@ components:
         registryHost: { type: string }
         repository: { type: string }
         digest: { type: string }
+        tag: { type: string, description: 'The tag the scan request named (a push or import of repository:tag); recorded as pointing at the digest at scannedAt.' }
         scannedAt: { type: string, format: date-time }
         outcome: { type: string, enum: [assessed, notApplicable] }
         notApplicableReason: { type: string }
@@ -169,8 +431,9 @@ components:
       required: [code]
       properties:
         code: { $ref: '#/components/schemas/StatusCode' }
-        cause: { type: string }
+        cause: { type: string, description: 'NotApplicable: the scanner''s reason (WindowsImage, NoPackageDatabase, ...) or Exempt.' }
         description: { type: string }
+        severity: { $ref: '#/components/schemas/SeverityBand', description: 'Unhealthy: the banded severity of the worst non-exempt finding.' }
     Assessment:
       type: object
       required: [imageDigest, repositoryName, registryHost, registryId, subscriptionId, status, findings, notes, scanId, timeGenerated]
@@ -184,7 +447,15 @@ components:
         operatingSystem: { $ref: '#/components/schemas/OperatingSystem' }
         findings:
           type: array
+          description: The findings that count (not disabled by a rule), in report order.
           items: { $ref: '#/components/schemas/Finding' }
+        exemptFindings:
+          type: array
+          description: The findings disabled by a rule; they count nowhere.
+          items: { $ref: '#/components/schemas/ExemptFinding' }
+        worstSeverity: { $ref: '#/components/schemas/Severity', description: 'The worst severity among the findings that count.' }
+        recommendation: { $ref: '#/components/schemas/Recommendation' }
+        tags: { $ref: '#/components/schemas/ImageTags' }
         notes:
           type: array
           items: { type: string }
@@ -197,5 +468,276 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/Assessment' }
+    ExemptFinding:
+      type: object
+      required: [finding, ruleId, justification]
+      properties:
+        finding: { $ref: '#/components/schemas/Finding' }
+        ruleId: { type: string, format: uuid }
+        justification: { type: string }
+    Recommendation:
+      type: object
+      description: Present on Unhealthy images only.
+      required: [displayName, severity, description, remediations]
+      properties:
+        displayName: { type: string, description: 'Container registry images should have vulnerability findings resolved' }
+        severity: { $ref: '#/components/schemas/SeverityBand' }
+        description: { type: string }
+        remediations:
+          type: array
+          description: One per finding that counts, in report order.
+          items: { $ref: '#/components/schemas/Remediation' }
+    Remediation:
+      type: object
+      required: [subAssessmentName, vulnerabilityId, packageName, installedVersion, patchable, action, text]
+      properties:
+        subAssessmentName: { type: string, format: uuid }
+        vulnerabilityId: { type: string }
+        packageName: { type: string }
+        installedVersion: { type: string }
+        fixedVersion: { type: string, description: 'Upgrade to this version or later.' }
+        patchable: { type: boolean }
+        action: { type: string, enum: [upgrade, noFixAvailable] }
+        fixState: { type: string }
+        statement: { type: string, description: "The publisher's statement, where no fix exists." }
+        text: { type: string, description: 'What to do, in words: the upgrade, or that no fix exists and the base-image or mitigation advice.' }
+    ImageTags:
+      type: object
+      description: Tags seen pointing at the digest (from scan reports of pushes and imports) — now and before.
+      required: [current, previous]
+      properties:
+        current:
+          type: array
+          items: { $ref: '#/components/schemas/TagPointer' }
+        previous:
+          type: array
+          items: { $ref: '#/components/schemas/TagPointer' }
+    TagPointer:
+      type: object
+      required: [tag, firstSeen, lastSeen]
+      properties:
+        tag: { type: string }
+        firstSeen: { type: string, format: date-time }
+        lastSeen: { type: string, format: date-time }
+        movedAt: { type: string, format: date-time, description: 'When the tag was seen on another digest, or the image deleted (previous tags only).' }
+        movedTo: { type: string, description: 'The digest the tag moved to; absent when the image was deleted.' }
+    SubAssessmentList:
+      type: object
+      required: [value]
+      properties:
+        value:
+          type: array
+          items: { $ref: '#/components/schemas/SubAssessment' }
+        nextLink: { type: string, description: 'The URL of the next page; absent on the last page.' }
+    SubAssessment:
+      type: object
+      description: A finding on an image, shaped like Azure's SecuritySubAssessment resource.
+      required: [id, name, type, properties]
+      properties:
+        id: { type: string, description: 'The path of this sub-assessment in this API.' }
+        name: { type: string, format: uuid, description: 'Stable across rescans: derived from registry, repository, digest, vulnerability, package and installed version.' }
+        type: { type: string, description: 'Microsoft.Security/assessments/subAssessments, as Azure names the resource type.' }
+        properties: { $ref: '#/components/schemas/SubAssessmentProperties' }
+    SubAssessmentProperties:
+      type: object
+      required: [id, displayName, status, remediation, impact, category, description, timeGenerated, resourceDetails, additionalData]
+      properties:
+        id: { type: string, description: 'The vulnerability ID.' }
+        displayName: { type: string }
+        status: { $ref: '#/components/schemas/SubAssessmentStatus' }
+        remediation: { type: string }
+        impact: { type: string }
+        category: { type: string, description: 'The distribution or ecosystem the finding belongs to (alpine, debian, pypi, ...).' }
+        description: { type: string }
+        timeGenerated: { type: string, format: date-time }
+        resourceDetails: { $ref: '#/components/schemas/ResourceDetails' }
+        additionalData: { $ref: '#/components/schemas/ContainerRegistryVulnerabilityProperties' }
+    SubAssessmentStatus:
+      type: object
+      required: [code, severity]
+      properties:
+        code: { $ref: '#/components/schemas/StatusCode' }
+        cause: { type: string }
+        description: { type: string }
+        severity: { $ref: '#/components/schemas/SeverityBand' }
+    ResourceDetails:
+      type: object
+      required: [source, id]
+      properties:
+        source: { type: string, description: 'ContainerRegistry.' }
+        id: { type: string, description: 'The image: registryHost/repository@digest.' }
+    CVSS:
+      type: object
+      required: [base]
+      properties:
+        base: { type: number, format: double }
+        vector: { type: string }
+    CVE:
+      type: object
+      required: [title, link]
+      properties:
+        title: { type: string }
+        link: { type: string }
+    VendorReference:
+      type: object
+      required: [title, link]
+      properties:
+        title: { type: string }
+        link: { type: string }
+    ContainerRegistryVulnerabilityProperties:
+      type: object
+      required: [assessedResourceType, type, cvss, patchable, cve, vendorReferences, repositoryName, imageDigest, registryHost, registryId, packageName, installedVersion, severity, tags]
+      properties:
+        assessedResourceType: { type: string, enum: [ContainerRegistryVulnerability] }
+        type: { type: string, description: 'Vulnerability.' }
+        cvss:
+          type: object
+          description: 'CVSS version ("3.0" for any 3.x, "4.0") to its base score.'
+          additionalProperties: { $ref: '#/components/schemas/CVSS' }
+        patchable: { type: boolean }
+        cve:
+          type: array
+          items: { $ref: '#/components/schemas/CVE' }
+        publishedTime: { type: string, format: date-time }
+        vendorReferences:
+          type: array
+          items: { $ref: '#/components/schemas/VendorReference' }
+        repositoryName: { type: string }
+        imageDigest: { type: string }
+        registryHost: { type: string }
+        registryId: { type: string, format: uuid }
+        packageName: { type: string }
+        installedVersion: { type: string }
+        fixedVersion: { type: string }
+        severity: { $ref: '#/components/schemas/Severity', description: "Gantry's own severity before banding." }
+        knownExploited: { type: boolean }
+        epss: { type: number, format: double }
+        exemptByRuleId: { type: string, format: uuid }
+        tags: { $ref: '#/components/schemas/ImageTags' }
+    RuleScopeKind:
+      type: string
+      enum: [subscription, registry, repository, image]
+    RuleScope:
+      type: object
+      description: |
+        subscription: no other field; registry: registryId; repository: registryId and repository;
+        image: imageDigest, optionally narrowed by registryId and repository.
+      required: [kind]
+      properties:
+        kind: { $ref: '#/components/schemas/RuleScopeKind' }
+        registryId: { type: string, format: uuid }
+        repository: { type: string }
+        imageDigest: { type: string }
+    CvssRange:
+      type: object
+      description: 'Inclusive CVSS v3.x base score range within 0–10; a finding without a v3 score never matches.'
+      properties:
+        min: { type: number, format: double }
+        max: { type: number, format: double }
+    RuleCriteria:
+      type: object
+      description: 'At least one criterion. Text comparisons ignore case.'
+      properties:
+        findingIds:
+          type: array
+          description: The finding's vulnerability ID (CVE-…, GHSA-…, DSA-…).
+          items: { type: string }
+        cves:
+          type: array
+          description: A CVE of the finding (its ID, CVEs or aliases); each must look like CVE-YYYY-NNNN.
+          items: { type: string }
+        categories:
+          type: array
+          description: The finding's category (the sub-assessment's `category`).
+          items: { type: string }
+        securityChecks:
+          type: array
+          description: Text the finding's title (the sub-assessment's displayName) contains.
+          items: { type: string }
+        cvssV3: { $ref: '#/components/schemas/CvssRange' }
+        severities:
+          type: array
+          description: Gantry's own severity (High does not include Critical).
+          items: { $ref: '#/components/schemas/Severity' }
+        patchable: { type: boolean }
+        packageNames:
+          type: array
+          description: The package's name or its source package's name.
+          items: { type: string }
+    DisableRuleInput:
+      type: object
+      required: [scope, criteria, justification]
+      properties:
+        scope: { $ref: '#/components/schemas/RuleScope' }
+        criteria: { $ref: '#/components/schemas/RuleCriteria' }
+        justification: { type: string, description: 'Why the findings may be ignored; 1–2000 characters.' }
+        expiresAt: { type: string, format: date-time, description: 'In the future; the rule stops applying then.' }
+    DisableRule:
+      type: object
+      required: [id, subscriptionId, scope, criteria, justification, state, createdAt, createdBy, updatedAt, updatedBy]
+      properties:
+        id: { type: string, format: uuid }
+        subscriptionId: { type: string, format: uuid }
+        scope: { $ref: '#/components/schemas/RuleScope' }
+        criteria: { $ref: '#/components/schemas/RuleCriteria' }
+        justification: { type: string }
+        expiresAt: { type: string, format: date-time }
+        state: { type: string, enum: [active, expired] }
+        createdAt: { type: string, format: date-time }
+        createdBy: { type: string }
+        updatedAt: { type: string, format: date-time }
+        updatedBy: { type: string }
+    DisableRuleList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/DisableRule' }
+    AuditEvent:
+      type: object
+      required: [id, ruleId, action, actor, at, affectedImages]
+      properties:
+        id: { type: string, format: uuid }
+        ruleId: { type: string, format: uuid }
+        action: { type: string, enum: [created, replaced, deleted, expired] }
+        actor: { type: string, description: 'X-Gantry-Actor of the request, `unknown`, or `system` for expiry.' }
+        at: { type: string, format: date-time }
+        rule: { $ref: '#/components/schemas/DisableRule', description: 'The rule after the change (before it, for a deletion).' }
+        affectedImages: { type: integer, description: 'Images whose assessment changed.' }
+    AuditEventList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/AuditEvent' }
+    SecureScore:
+      type: object
+      required: [healthyImages, unhealthyImages, notApplicableImages, unhealthyWeight, computedAt]
+      properties:
+        registryId: { type: string, format: uuid, description: 'Absent for the subscription score.' }
+        registryHost: { type: string }
+        score: { type: number, format: double, description: '0–100; absent without Healthy or Unhealthy images.' }
+        healthyImages: { type: integer }
+        unhealthyImages: { type: integer }
+        notApplicableImages: { type: integer }
+        unhealthyWeight: { type: number, format: double, description: 'Σ of the Unhealthy images'' weights.' }
+        computedAt: { type: string, format: date-time }
+    SecureScoreSummary:
+      type: object
+      required: [subscription, registries]
+      properties:
+        subscription: { $ref: '#/components/schemas/SecureScore' }
+        registries:
+          type: array
+          items: { $ref: '#/components/schemas/SecureScore' }
+    SecureScoreHistory:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/SecureScore' }
 
 """#

@@ -22,5 +22,29 @@ extension Components {
         package typealias TenantID = Swift.String
         /// - Remark: Generated from `#/components/parameters/SubscriptionID`.
         package typealias SubscriptionID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/ImageDigest`.
+        package typealias ImageDigest = Swift.String
+        /// - Remark: Generated from `#/components/parameters/RuleID`.
+        package typealias RuleID = Swift.String
+        /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+        ///
+        /// - Remark: Generated from `#/components/parameters/Actor`.
+        package typealias Actor = Swift.String
+        /// Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+        ///
+        /// - Remark: Generated from `#/components/parameters/IncludeExempt`.
+        package typealias IncludeExempt = Swift.Bool
+        /// Page size, 1–1000; default 100.
+        ///
+        /// - Remark: Generated from `#/components/parameters/Top`.
+        package typealias Top = Swift.Int
+        /// The opaque continuation from a previous page's `nextLink`.
+        ///
+        /// - Remark: Generated from `#/components/parameters/SkipToken`.
+        package typealias SkipToken = Swift.String
+        /// At most this many items, 1–1000; default 100.
+        ///
+        /// - Remark: Generated from `#/components/parameters/Limit`.
+        package typealias Limit = Swift.Int
     }
 }

@@ -59,6 +59,8 @@ extension Components {
                 case instance
             }
         }
+        /// Gantry's own severity.
+        ///
         /// - Remark: Generated from `#/components/schemas/Severity`.
         @frozen package enum Severity: String, Codable, Hashable, Sendable, CaseIterable {
             case unknown = "Unknown"
@@ -67,6 +69,14 @@ extension Components {
             case medium = "Medium"
             case high = "High"
             case critical = "Critical"
+        }
+        /// The seed product's three-level severity (banding in the description of this API).
+        ///
+        /// - Remark: Generated from `#/components/schemas/SeverityBand`.
+        @frozen package enum SeverityBand: String, Codable, Hashable, Sendable, CaseIterable {
+            case low = "Low"
+            case medium = "Medium"
+            case high = "High"
         }
         /// - Remark: Generated from `#/components/schemas/StatusCode`.
         @frozen package enum StatusCode: String, Codable, Hashable, Sendable, CaseIterable {
@@ -312,6 +322,10 @@ extension Components {
             package var repository: Swift.String
             /// - Remark: Generated from `#/components/schemas/ScanReport/digest`.
             package var digest: Swift.String
+            /// The tag the scan request named (a push or import of repository:tag); recorded as pointing at the digest at scannedAt.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanReport/tag`.
+            package var tag: Swift.String?
             /// - Remark: Generated from `#/components/schemas/ScanReport/scannedAt`.
             package var scannedAt: Foundation.Date
             /// - Remark: Generated from `#/components/schemas/ScanReport/outcome`.
@@ -340,6 +354,7 @@ extension Components {
             ///   - registryHost:
             ///   - repository:
             ///   - digest:
+            ///   - tag: The tag the scan request named (a push or import of repository:tag); recorded as pointing at the digest at scannedAt.
             ///   - scannedAt:
             ///   - outcome:
             ///   - notApplicableReason:
@@ -355,6 +370,7 @@ extension Components {
                 registryHost: Swift.String,
                 repository: Swift.String,
                 digest: Swift.String,
+                tag: Swift.String? = nil,
                 scannedAt: Foundation.Date,
                 outcome: Components.Schemas.ScanReport.OutcomePayload,
                 notApplicableReason: Swift.String? = nil,
@@ -370,6 +386,7 @@ extension Components {
                 self.registryHost = registryHost
                 self.repository = repository
                 self.digest = digest
+                self.tag = tag
                 self.scannedAt = scannedAt
                 self.outcome = outcome
                 self.notApplicableReason = notApplicableReason
@@ -386,6 +403,7 @@ extension Components {
                 case registryHost
                 case repository
                 case digest
+                case tag
                 case scannedAt
                 case outcome
                 case notApplicableReason
@@ -398,29 +416,39 @@ extension Components {
         package struct AssessmentStatus: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/AssessmentStatus/code`.
             package var code: Components.Schemas.StatusCode
+            /// NotApplicable: the scanner's reason (WindowsImage, NoPackageDatabase, ...) or Exempt.
+            ///
             /// - Remark: Generated from `#/components/schemas/AssessmentStatus/cause`.
             package var cause: Swift.String?
             /// - Remark: Generated from `#/components/schemas/AssessmentStatus/description`.
             package var description: Swift.String?
+            /// Unhealthy: the banded severity of the worst non-exempt finding.
+            ///
+            /// - Remark: Generated from `#/components/schemas/AssessmentStatus/severity`.
+            package var severity: Components.Schemas.SeverityBand?
             /// Creates a new `AssessmentStatus`.
             ///
             /// - Parameters:
             ///   - code:
-            ///   - cause:
+            ///   - cause: NotApplicable: the scanner's reason (WindowsImage, NoPackageDatabase, ...) or Exempt.
             ///   - description:
+            ///   - severity: Unhealthy: the banded severity of the worst non-exempt finding.
             package init(
                 code: Components.Schemas.StatusCode,
                 cause: Swift.String? = nil,
-                description: Swift.String? = nil
+                description: Swift.String? = nil,
+                severity: Components.Schemas.SeverityBand? = nil
             ) {
                 self.code = code
                 self.cause = cause
                 self.description = description
+                self.severity = severity
             }
             package enum CodingKeys: String, CodingKey {
                 case code
                 case cause
                 case description
+                case severity
             }
         }
         /// - Remark: Generated from `#/components/schemas/Assessment`.
@@ -439,8 +467,22 @@ extension Components {
             package var status: Components.Schemas.AssessmentStatus
             /// - Remark: Generated from `#/components/schemas/Assessment/operatingSystem`.
             package var operatingSystem: Components.Schemas.OperatingSystem?
+            /// The findings that count (not disabled by a rule), in report order.
+            ///
             /// - Remark: Generated from `#/components/schemas/Assessment/findings`.
             package var findings: [Components.Schemas.Finding]
+            /// The findings disabled by a rule; they count nowhere.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Assessment/exemptFindings`.
+            package var exemptFindings: [Components.Schemas.ExemptFinding]?
+            /// The worst severity among the findings that count.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Assessment/worstSeverity`.
+            package var worstSeverity: Components.Schemas.Severity?
+            /// - Remark: Generated from `#/components/schemas/Assessment/recommendation`.
+            package var recommendation: Components.Schemas.Recommendation?
+            /// - Remark: Generated from `#/components/schemas/Assessment/tags`.
+            package var tags: Components.Schemas.ImageTags?
             /// - Remark: Generated from `#/components/schemas/Assessment/notes`.
             package var notes: [Swift.String]
             /// - Remark: Generated from `#/components/schemas/Assessment/scanId`.
@@ -457,7 +499,11 @@ extension Components {
             ///   - subscriptionId:
             ///   - status:
             ///   - operatingSystem:
-            ///   - findings:
+            ///   - findings: The findings that count (not disabled by a rule), in report order.
+            ///   - exemptFindings: The findings disabled by a rule; they count nowhere.
+            ///   - worstSeverity: The worst severity among the findings that count.
+            ///   - recommendation:
+            ///   - tags:
             ///   - notes:
             ///   - scanId:
             ///   - timeGenerated:
@@ -470,6 +516,10 @@ extension Components {
                 status: Components.Schemas.AssessmentStatus,
                 operatingSystem: Components.Schemas.OperatingSystem? = nil,
                 findings: [Components.Schemas.Finding],
+                exemptFindings: [Components.Schemas.ExemptFinding]? = nil,
+                worstSeverity: Components.Schemas.Severity? = nil,
+                recommendation: Components.Schemas.Recommendation? = nil,
+                tags: Components.Schemas.ImageTags? = nil,
                 notes: [Swift.String],
                 scanId: Swift.String,
                 timeGenerated: Foundation.Date
@@ -482,6 +532,10 @@ extension Components {
                 self.status = status
                 self.operatingSystem = operatingSystem
                 self.findings = findings
+                self.exemptFindings = exemptFindings
+                self.worstSeverity = worstSeverity
+                self.recommendation = recommendation
+                self.tags = tags
                 self.notes = notes
                 self.scanId = scanId
                 self.timeGenerated = timeGenerated
@@ -495,6 +549,10 @@ extension Components {
                 case status
                 case operatingSystem
                 case findings
+                case exemptFindings
+                case worstSeverity
+                case recommendation
+                case tags
                 case notes
                 case scanId
                 case timeGenerated
@@ -509,6 +567,1121 @@ extension Components {
             /// - Parameters:
             ///   - items:
             package init(items: [Components.Schemas.Assessment]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ExemptFinding`.
+        package struct ExemptFinding: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ExemptFinding/finding`.
+            package var finding: Components.Schemas.Finding
+            /// - Remark: Generated from `#/components/schemas/ExemptFinding/ruleId`.
+            package var ruleId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ExemptFinding/justification`.
+            package var justification: Swift.String
+            /// Creates a new `ExemptFinding`.
+            ///
+            /// - Parameters:
+            ///   - finding:
+            ///   - ruleId:
+            ///   - justification:
+            package init(
+                finding: Components.Schemas.Finding,
+                ruleId: Swift.String,
+                justification: Swift.String
+            ) {
+                self.finding = finding
+                self.ruleId = ruleId
+                self.justification = justification
+            }
+            package enum CodingKeys: String, CodingKey {
+                case finding
+                case ruleId
+                case justification
+            }
+        }
+        /// Present on Unhealthy images only.
+        ///
+        /// - Remark: Generated from `#/components/schemas/Recommendation`.
+        package struct Recommendation: Codable, Hashable, Sendable {
+            /// Container registry images should have vulnerability findings resolved
+            ///
+            /// - Remark: Generated from `#/components/schemas/Recommendation/displayName`.
+            package var displayName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Recommendation/severity`.
+            package var severity: Components.Schemas.SeverityBand
+            /// - Remark: Generated from `#/components/schemas/Recommendation/description`.
+            package var description: Swift.String
+            /// One per finding that counts, in report order.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Recommendation/remediations`.
+            package var remediations: [Components.Schemas.Remediation]
+            /// Creates a new `Recommendation`.
+            ///
+            /// - Parameters:
+            ///   - displayName: Container registry images should have vulnerability findings resolved
+            ///   - severity:
+            ///   - description:
+            ///   - remediations: One per finding that counts, in report order.
+            package init(
+                displayName: Swift.String,
+                severity: Components.Schemas.SeverityBand,
+                description: Swift.String,
+                remediations: [Components.Schemas.Remediation]
+            ) {
+                self.displayName = displayName
+                self.severity = severity
+                self.description = description
+                self.remediations = remediations
+            }
+            package enum CodingKeys: String, CodingKey {
+                case displayName
+                case severity
+                case description
+                case remediations
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Remediation`.
+        package struct Remediation: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Remediation/subAssessmentName`.
+            package var subAssessmentName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Remediation/vulnerabilityId`.
+            package var vulnerabilityId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Remediation/packageName`.
+            package var packageName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Remediation/installedVersion`.
+            package var installedVersion: Swift.String
+            /// Upgrade to this version or later.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Remediation/fixedVersion`.
+            package var fixedVersion: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Remediation/patchable`.
+            package var patchable: Swift.Bool
+            /// - Remark: Generated from `#/components/schemas/Remediation/action`.
+            @frozen package enum ActionPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case upgrade = "upgrade"
+                case noFixAvailable = "noFixAvailable"
+            }
+            /// - Remark: Generated from `#/components/schemas/Remediation/action`.
+            package var action: Components.Schemas.Remediation.ActionPayload
+            /// - Remark: Generated from `#/components/schemas/Remediation/fixState`.
+            package var fixState: Swift.String?
+            /// The publisher's statement, where no fix exists.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Remediation/statement`.
+            package var statement: Swift.String?
+            /// What to do, in words: the upgrade, or that no fix exists and the base-image or mitigation advice.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Remediation/text`.
+            package var text: Swift.String
+            /// Creates a new `Remediation`.
+            ///
+            /// - Parameters:
+            ///   - subAssessmentName:
+            ///   - vulnerabilityId:
+            ///   - packageName:
+            ///   - installedVersion:
+            ///   - fixedVersion: Upgrade to this version or later.
+            ///   - patchable:
+            ///   - action:
+            ///   - fixState:
+            ///   - statement: The publisher's statement, where no fix exists.
+            ///   - text: What to do, in words: the upgrade, or that no fix exists and the base-image or mitigation advice.
+            package init(
+                subAssessmentName: Swift.String,
+                vulnerabilityId: Swift.String,
+                packageName: Swift.String,
+                installedVersion: Swift.String,
+                fixedVersion: Swift.String? = nil,
+                patchable: Swift.Bool,
+                action: Components.Schemas.Remediation.ActionPayload,
+                fixState: Swift.String? = nil,
+                statement: Swift.String? = nil,
+                text: Swift.String
+            ) {
+                self.subAssessmentName = subAssessmentName
+                self.vulnerabilityId = vulnerabilityId
+                self.packageName = packageName
+                self.installedVersion = installedVersion
+                self.fixedVersion = fixedVersion
+                self.patchable = patchable
+                self.action = action
+                self.fixState = fixState
+                self.statement = statement
+                self.text = text
+            }
+            package enum CodingKeys: String, CodingKey {
+                case subAssessmentName
+                case vulnerabilityId
+                case packageName
+                case installedVersion
+                case fixedVersion
+                case patchable
+                case action
+                case fixState
+                case statement
+                case text
+            }
+        }
+        /// Tags seen pointing at the digest (from scan reports of pushes and imports) — now and before.
+        ///
+        /// - Remark: Generated from `#/components/schemas/ImageTags`.
+        package struct ImageTags: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ImageTags/current`.
+            package var current: [Components.Schemas.TagPointer]
+            /// - Remark: Generated from `#/components/schemas/ImageTags/previous`.
+            package var previous: [Components.Schemas.TagPointer]
+            /// Creates a new `ImageTags`.
+            ///
+            /// - Parameters:
+            ///   - current:
+            ///   - previous:
+            package init(
+                current: [Components.Schemas.TagPointer],
+                previous: [Components.Schemas.TagPointer]
+            ) {
+                self.current = current
+                self.previous = previous
+            }
+            package enum CodingKeys: String, CodingKey {
+                case current
+                case previous
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/TagPointer`.
+        package struct TagPointer: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/TagPointer/tag`.
+            package var tag: Swift.String
+            /// - Remark: Generated from `#/components/schemas/TagPointer/firstSeen`.
+            package var firstSeen: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/TagPointer/lastSeen`.
+            package var lastSeen: Foundation.Date
+            /// When the tag was seen on another digest, or the image deleted (previous tags only).
+            ///
+            /// - Remark: Generated from `#/components/schemas/TagPointer/movedAt`.
+            package var movedAt: Foundation.Date?
+            /// The digest the tag moved to; absent when the image was deleted.
+            ///
+            /// - Remark: Generated from `#/components/schemas/TagPointer/movedTo`.
+            package var movedTo: Swift.String?
+            /// Creates a new `TagPointer`.
+            ///
+            /// - Parameters:
+            ///   - tag:
+            ///   - firstSeen:
+            ///   - lastSeen:
+            ///   - movedAt: When the tag was seen on another digest, or the image deleted (previous tags only).
+            ///   - movedTo: The digest the tag moved to; absent when the image was deleted.
+            package init(
+                tag: Swift.String,
+                firstSeen: Foundation.Date,
+                lastSeen: Foundation.Date,
+                movedAt: Foundation.Date? = nil,
+                movedTo: Swift.String? = nil
+            ) {
+                self.tag = tag
+                self.firstSeen = firstSeen
+                self.lastSeen = lastSeen
+                self.movedAt = movedAt
+                self.movedTo = movedTo
+            }
+            package enum CodingKeys: String, CodingKey {
+                case tag
+                case firstSeen
+                case lastSeen
+                case movedAt
+                case movedTo
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SubAssessmentList`.
+        package struct SubAssessmentList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentList/value`.
+            package var value: [Components.Schemas.SubAssessment]
+            /// The URL of the next page; absent on the last page.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentList/nextLink`.
+            package var nextLink: Swift.String?
+            /// Creates a new `SubAssessmentList`.
+            ///
+            /// - Parameters:
+            ///   - value:
+            ///   - nextLink: The URL of the next page; absent on the last page.
+            package init(
+                value: [Components.Schemas.SubAssessment],
+                nextLink: Swift.String? = nil
+            ) {
+                self.value = value
+                self.nextLink = nextLink
+            }
+            package enum CodingKeys: String, CodingKey {
+                case value
+                case nextLink
+            }
+        }
+        /// A finding on an image, shaped like Azure's SecuritySubAssessment resource.
+        ///
+        /// - Remark: Generated from `#/components/schemas/SubAssessment`.
+        package struct SubAssessment: Codable, Hashable, Sendable {
+            /// The path of this sub-assessment in this API.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SubAssessment/id`.
+            package var id: Swift.String
+            /// Stable across rescans: derived from registry, repository, digest, vulnerability, package and installed version.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SubAssessment/name`.
+            package var name: Swift.String
+            /// Microsoft.Security/assessments/subAssessments, as Azure names the resource type.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SubAssessment/type`.
+            package var _type: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubAssessment/properties`.
+            package var properties: Components.Schemas.SubAssessmentProperties
+            /// Creates a new `SubAssessment`.
+            ///
+            /// - Parameters:
+            ///   - id: The path of this sub-assessment in this API.
+            ///   - name: Stable across rescans: derived from registry, repository, digest, vulnerability, package and installed version.
+            ///   - _type: Microsoft.Security/assessments/subAssessments, as Azure names the resource type.
+            ///   - properties:
+            package init(
+                id: Swift.String,
+                name: Swift.String,
+                _type: Swift.String,
+                properties: Components.Schemas.SubAssessmentProperties
+            ) {
+                self.id = id
+                self.name = name
+                self._type = _type
+                self.properties = properties
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case name
+                case _type = "type"
+                case properties
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties`.
+        package struct SubAssessmentProperties: Codable, Hashable, Sendable {
+            /// The vulnerability ID.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/displayName`.
+            package var displayName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/status`.
+            package var status: Components.Schemas.SubAssessmentStatus
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/remediation`.
+            package var remediation: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/impact`.
+            package var impact: Swift.String
+            /// The distribution or ecosystem the finding belongs to (alpine, debian, pypi, ...).
+            ///
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/category`.
+            package var category: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/description`.
+            package var description: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/timeGenerated`.
+            package var timeGenerated: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/resourceDetails`.
+            package var resourceDetails: Components.Schemas.ResourceDetails
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentProperties/additionalData`.
+            package var additionalData: Components.Schemas.ContainerRegistryVulnerabilityProperties
+            /// Creates a new `SubAssessmentProperties`.
+            ///
+            /// - Parameters:
+            ///   - id: The vulnerability ID.
+            ///   - displayName:
+            ///   - status:
+            ///   - remediation:
+            ///   - impact:
+            ///   - category: The distribution or ecosystem the finding belongs to (alpine, debian, pypi, ...).
+            ///   - description:
+            ///   - timeGenerated:
+            ///   - resourceDetails:
+            ///   - additionalData:
+            package init(
+                id: Swift.String,
+                displayName: Swift.String,
+                status: Components.Schemas.SubAssessmentStatus,
+                remediation: Swift.String,
+                impact: Swift.String,
+                category: Swift.String,
+                description: Swift.String,
+                timeGenerated: Foundation.Date,
+                resourceDetails: Components.Schemas.ResourceDetails,
+                additionalData: Components.Schemas.ContainerRegistryVulnerabilityProperties
+            ) {
+                self.id = id
+                self.displayName = displayName
+                self.status = status
+                self.remediation = remediation
+                self.impact = impact
+                self.category = category
+                self.description = description
+                self.timeGenerated = timeGenerated
+                self.resourceDetails = resourceDetails
+                self.additionalData = additionalData
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case displayName
+                case status
+                case remediation
+                case impact
+                case category
+                case description
+                case timeGenerated
+                case resourceDetails
+                case additionalData
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SubAssessmentStatus`.
+        package struct SubAssessmentStatus: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentStatus/code`.
+            package var code: Components.Schemas.StatusCode
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentStatus/cause`.
+            package var cause: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentStatus/description`.
+            package var description: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/SubAssessmentStatus/severity`.
+            package var severity: Components.Schemas.SeverityBand
+            /// Creates a new `SubAssessmentStatus`.
+            ///
+            /// - Parameters:
+            ///   - code:
+            ///   - cause:
+            ///   - description:
+            ///   - severity:
+            package init(
+                code: Components.Schemas.StatusCode,
+                cause: Swift.String? = nil,
+                description: Swift.String? = nil,
+                severity: Components.Schemas.SeverityBand
+            ) {
+                self.code = code
+                self.cause = cause
+                self.description = description
+                self.severity = severity
+            }
+            package enum CodingKeys: String, CodingKey {
+                case code
+                case cause
+                case description
+                case severity
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ResourceDetails`.
+        package struct ResourceDetails: Codable, Hashable, Sendable {
+            /// ContainerRegistry.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ResourceDetails/source`.
+            package var source: Swift.String
+            /// The image: registryHost/repository@digest.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ResourceDetails/id`.
+            package var id: Swift.String
+            /// Creates a new `ResourceDetails`.
+            ///
+            /// - Parameters:
+            ///   - source: ContainerRegistry.
+            ///   - id: The image: registryHost/repository@digest.
+            package init(
+                source: Swift.String,
+                id: Swift.String
+            ) {
+                self.source = source
+                self.id = id
+            }
+            package enum CodingKeys: String, CodingKey {
+                case source
+                case id
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/CVSS`.
+        package struct Cvss: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CVSS/base`.
+            package var base: Swift.Double
+            /// - Remark: Generated from `#/components/schemas/CVSS/vector`.
+            package var vector: Swift.String?
+            /// Creates a new `Cvss`.
+            ///
+            /// - Parameters:
+            ///   - base:
+            ///   - vector:
+            package init(
+                base: Swift.Double,
+                vector: Swift.String? = nil
+            ) {
+                self.base = base
+                self.vector = vector
+            }
+            package enum CodingKeys: String, CodingKey {
+                case base
+                case vector
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/CVE`.
+        package struct Cve: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CVE/title`.
+            package var title: Swift.String
+            /// - Remark: Generated from `#/components/schemas/CVE/link`.
+            package var link: Swift.String
+            /// Creates a new `Cve`.
+            ///
+            /// - Parameters:
+            ///   - title:
+            ///   - link:
+            package init(
+                title: Swift.String,
+                link: Swift.String
+            ) {
+                self.title = title
+                self.link = link
+            }
+            package enum CodingKeys: String, CodingKey {
+                case title
+                case link
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/VendorReference`.
+        package struct VendorReference: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/VendorReference/title`.
+            package var title: Swift.String
+            /// - Remark: Generated from `#/components/schemas/VendorReference/link`.
+            package var link: Swift.String
+            /// Creates a new `VendorReference`.
+            ///
+            /// - Parameters:
+            ///   - title:
+            ///   - link:
+            package init(
+                title: Swift.String,
+                link: Swift.String
+            ) {
+                self.title = title
+                self.link = link
+            }
+            package enum CodingKeys: String, CodingKey {
+                case title
+                case link
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties`.
+        package struct ContainerRegistryVulnerabilityProperties: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/assessedResourceType`.
+            @frozen package enum AssessedResourceTypePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case containerRegistryVulnerability = "ContainerRegistryVulnerability"
+            }
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/assessedResourceType`.
+            package var assessedResourceType: Components.Schemas.ContainerRegistryVulnerabilityProperties.AssessedResourceTypePayload
+            /// Vulnerability.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/type`.
+            package var _type: Swift.String
+            /// CVSS version ("3.0" for any 3.x, "4.0") to its base score.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/cvss`.
+            package struct CvssPayload: Codable, Hashable, Sendable {
+                /// A container of undocumented properties.
+                package var additionalProperties: [String: Components.Schemas.Cvss]
+                /// Creates a new `CvssPayload`.
+                ///
+                /// - Parameters:
+                ///   - additionalProperties: A container of undocumented properties.
+                package init(additionalProperties: [String: Components.Schemas.Cvss] = .init()) {
+                    self.additionalProperties = additionalProperties
+                }
+                package init(from decoder: any Swift.Decoder) throws {
+                    additionalProperties = try decoder.decodeAdditionalProperties(knownKeys: [])
+                }
+                package func encode(to encoder: any Swift.Encoder) throws {
+                    try encoder.encodeAdditionalProperties(additionalProperties)
+                }
+            }
+            /// CVSS version ("3.0" for any 3.x, "4.0") to its base score.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/cvss`.
+            package var cvss: Components.Schemas.ContainerRegistryVulnerabilityProperties.CvssPayload
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/patchable`.
+            package var patchable: Swift.Bool
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/cve`.
+            package var cve: [Components.Schemas.Cve]
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/publishedTime`.
+            package var publishedTime: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/vendorReferences`.
+            package var vendorReferences: [Components.Schemas.VendorReference]
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/repositoryName`.
+            package var repositoryName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/imageDigest`.
+            package var imageDigest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/registryHost`.
+            package var registryHost: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/registryId`.
+            package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/packageName`.
+            package var packageName: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/installedVersion`.
+            package var installedVersion: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/fixedVersion`.
+            package var fixedVersion: Swift.String?
+            /// Gantry's own severity before banding.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/severity`.
+            package var severity: Components.Schemas.Severity
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/knownExploited`.
+            package var knownExploited: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/epss`.
+            package var epss: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/exemptByRuleId`.
+            package var exemptByRuleId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/tags`.
+            package var tags: Components.Schemas.ImageTags
+            /// Creates a new `ContainerRegistryVulnerabilityProperties`.
+            ///
+            /// - Parameters:
+            ///   - assessedResourceType:
+            ///   - _type: Vulnerability.
+            ///   - cvss: CVSS version ("3.0" for any 3.x, "4.0") to its base score.
+            ///   - patchable:
+            ///   - cve:
+            ///   - publishedTime:
+            ///   - vendorReferences:
+            ///   - repositoryName:
+            ///   - imageDigest:
+            ///   - registryHost:
+            ///   - registryId:
+            ///   - packageName:
+            ///   - installedVersion:
+            ///   - fixedVersion:
+            ///   - severity: Gantry's own severity before banding.
+            ///   - knownExploited:
+            ///   - epss:
+            ///   - exemptByRuleId:
+            ///   - tags:
+            package init(
+                assessedResourceType: Components.Schemas.ContainerRegistryVulnerabilityProperties.AssessedResourceTypePayload,
+                _type: Swift.String,
+                cvss: Components.Schemas.ContainerRegistryVulnerabilityProperties.CvssPayload,
+                patchable: Swift.Bool,
+                cve: [Components.Schemas.Cve],
+                publishedTime: Foundation.Date? = nil,
+                vendorReferences: [Components.Schemas.VendorReference],
+                repositoryName: Swift.String,
+                imageDigest: Swift.String,
+                registryHost: Swift.String,
+                registryId: Swift.String,
+                packageName: Swift.String,
+                installedVersion: Swift.String,
+                fixedVersion: Swift.String? = nil,
+                severity: Components.Schemas.Severity,
+                knownExploited: Swift.Bool? = nil,
+                epss: Swift.Double? = nil,
+                exemptByRuleId: Swift.String? = nil,
+                tags: Components.Schemas.ImageTags
+            ) {
+                self.assessedResourceType = assessedResourceType
+                self._type = _type
+                self.cvss = cvss
+                self.patchable = patchable
+                self.cve = cve
+                self.publishedTime = publishedTime
+                self.vendorReferences = vendorReferences
+                self.repositoryName = repositoryName
+                self.imageDigest = imageDigest
+                self.registryHost = registryHost
+                self.registryId = registryId
+                self.packageName = packageName
+                self.installedVersion = installedVersion
+                self.fixedVersion = fixedVersion
+                self.severity = severity
+                self.knownExploited = knownExploited
+                self.epss = epss
+                self.exemptByRuleId = exemptByRuleId
+                self.tags = tags
+            }
+            package enum CodingKeys: String, CodingKey {
+                case assessedResourceType
+                case _type = "type"
+                case cvss
+                case patchable
+                case cve
+                case publishedTime
+                case vendorReferences
+                case repositoryName
+                case imageDigest
+                case registryHost
+                case registryId
+                case packageName
+                case installedVersion
+                case fixedVersion
+                case severity
+                case knownExploited
+                case epss
+                case exemptByRuleId
+                case tags
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RuleScopeKind`.
+        @frozen package enum RuleScopeKind: String, Codable, Hashable, Sendable, CaseIterable {
+            case subscription = "subscription"
+            case registry = "registry"
+            case repository = "repository"
+            case image = "image"
+        }
+        /// subscription: no other field; registry: registryId; repository: registryId and repository;
+        /// image: imageDigest, optionally narrowed by registryId and repository.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/RuleScope`.
+        package struct RuleScope: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RuleScope/kind`.
+            package var kind: Components.Schemas.RuleScopeKind
+            /// - Remark: Generated from `#/components/schemas/RuleScope/registryId`.
+            package var registryId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/RuleScope/repository`.
+            package var repository: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/RuleScope/imageDigest`.
+            package var imageDigest: Swift.String?
+            /// Creates a new `RuleScope`.
+            ///
+            /// - Parameters:
+            ///   - kind:
+            ///   - registryId:
+            ///   - repository:
+            ///   - imageDigest:
+            package init(
+                kind: Components.Schemas.RuleScopeKind,
+                registryId: Swift.String? = nil,
+                repository: Swift.String? = nil,
+                imageDigest: Swift.String? = nil
+            ) {
+                self.kind = kind
+                self.registryId = registryId
+                self.repository = repository
+                self.imageDigest = imageDigest
+            }
+            package enum CodingKeys: String, CodingKey {
+                case kind
+                case registryId
+                case repository
+                case imageDigest
+            }
+        }
+        /// Inclusive CVSS v3.x base score range within 0–10; a finding without a v3 score never matches.
+        ///
+        /// - Remark: Generated from `#/components/schemas/CvssRange`.
+        package struct CvssRange: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CvssRange/min`.
+            package var min: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/CvssRange/max`.
+            package var max: Swift.Double?
+            /// Creates a new `CvssRange`.
+            ///
+            /// - Parameters:
+            ///   - min:
+            ///   - max:
+            package init(
+                min: Swift.Double? = nil,
+                max: Swift.Double? = nil
+            ) {
+                self.min = min
+                self.max = max
+            }
+            package enum CodingKeys: String, CodingKey {
+                case min
+                case max
+            }
+        }
+        /// At least one criterion. Text comparisons ignore case.
+        ///
+        /// - Remark: Generated from `#/components/schemas/RuleCriteria`.
+        package struct RuleCriteria: Codable, Hashable, Sendable {
+            /// The finding's vulnerability ID (CVE-…, GHSA-…, DSA-…).
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/findingIds`.
+            package var findingIds: [Swift.String]?
+            /// A CVE of the finding (its ID, CVEs or aliases); each must look like CVE-YYYY-NNNN.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/cves`.
+            package var cves: [Swift.String]?
+            /// The finding's category (the sub-assessment's `category`).
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/categories`.
+            package var categories: [Swift.String]?
+            /// Text the finding's title (the sub-assessment's displayName) contains.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/securityChecks`.
+            package var securityChecks: [Swift.String]?
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/cvssV3`.
+            package var cvssV3: Components.Schemas.CvssRange?
+            /// Gantry's own severity (High does not include Critical).
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/severities`.
+            package var severities: [Components.Schemas.Severity]?
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/patchable`.
+            package var patchable: Swift.Bool?
+            /// The package's name or its source package's name.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCriteria/packageNames`.
+            package var packageNames: [Swift.String]?
+            /// Creates a new `RuleCriteria`.
+            ///
+            /// - Parameters:
+            ///   - findingIds: The finding's vulnerability ID (CVE-…, GHSA-…, DSA-…).
+            ///   - cves: A CVE of the finding (its ID, CVEs or aliases); each must look like CVE-YYYY-NNNN.
+            ///   - categories: The finding's category (the sub-assessment's `category`).
+            ///   - securityChecks: Text the finding's title (the sub-assessment's displayName) contains.
+            ///   - cvssV3:
+            ///   - severities: Gantry's own severity (High does not include Critical).
+            ///   - patchable:
+            ///   - packageNames: The package's name or its source package's name.
+            package init(
+                findingIds: [Swift.String]? = nil,
+                cves: [Swift.String]? = nil,
+                categories: [Swift.String]? = nil,
+                securityChecks: [Swift.String]? = nil,
+                cvssV3: Components.Schemas.CvssRange? = nil,
+                severities: [Components.Schemas.Severity]? = nil,
+                patchable: Swift.Bool? = nil,
+                packageNames: [Swift.String]? = nil
+            ) {
+                self.findingIds = findingIds
+                self.cves = cves
+                self.categories = categories
+                self.securityChecks = securityChecks
+                self.cvssV3 = cvssV3
+                self.severities = severities
+                self.patchable = patchable
+                self.packageNames = packageNames
+            }
+            package enum CodingKeys: String, CodingKey {
+                case findingIds
+                case cves
+                case categories
+                case securityChecks
+                case cvssV3
+                case severities
+                case patchable
+                case packageNames
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DisableRuleInput`.
+        package struct DisableRuleInput: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DisableRuleInput/scope`.
+            package var scope: Components.Schemas.RuleScope
+            /// - Remark: Generated from `#/components/schemas/DisableRuleInput/criteria`.
+            package var criteria: Components.Schemas.RuleCriteria
+            /// Why the findings may be ignored; 1–2000 characters.
+            ///
+            /// - Remark: Generated from `#/components/schemas/DisableRuleInput/justification`.
+            package var justification: Swift.String
+            /// In the future; the rule stops applying then.
+            ///
+            /// - Remark: Generated from `#/components/schemas/DisableRuleInput/expiresAt`.
+            package var expiresAt: Foundation.Date?
+            /// Creates a new `DisableRuleInput`.
+            ///
+            /// - Parameters:
+            ///   - scope:
+            ///   - criteria:
+            ///   - justification: Why the findings may be ignored; 1–2000 characters.
+            ///   - expiresAt: In the future; the rule stops applying then.
+            package init(
+                scope: Components.Schemas.RuleScope,
+                criteria: Components.Schemas.RuleCriteria,
+                justification: Swift.String,
+                expiresAt: Foundation.Date? = nil
+            ) {
+                self.scope = scope
+                self.criteria = criteria
+                self.justification = justification
+                self.expiresAt = expiresAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case scope
+                case criteria
+                case justification
+                case expiresAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DisableRule`.
+        package struct DisableRule: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DisableRule/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DisableRule/subscriptionId`.
+            package var subscriptionId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DisableRule/scope`.
+            package var scope: Components.Schemas.RuleScope
+            /// - Remark: Generated from `#/components/schemas/DisableRule/criteria`.
+            package var criteria: Components.Schemas.RuleCriteria
+            /// - Remark: Generated from `#/components/schemas/DisableRule/justification`.
+            package var justification: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DisableRule/expiresAt`.
+            package var expiresAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/DisableRule/state`.
+            @frozen package enum StatePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case active = "active"
+                case expired = "expired"
+            }
+            /// - Remark: Generated from `#/components/schemas/DisableRule/state`.
+            package var state: Components.Schemas.DisableRule.StatePayload
+            /// - Remark: Generated from `#/components/schemas/DisableRule/createdAt`.
+            package var createdAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/DisableRule/createdBy`.
+            package var createdBy: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DisableRule/updatedAt`.
+            package var updatedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/DisableRule/updatedBy`.
+            package var updatedBy: Swift.String
+            /// Creates a new `DisableRule`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - subscriptionId:
+            ///   - scope:
+            ///   - criteria:
+            ///   - justification:
+            ///   - expiresAt:
+            ///   - state:
+            ///   - createdAt:
+            ///   - createdBy:
+            ///   - updatedAt:
+            ///   - updatedBy:
+            package init(
+                id: Swift.String,
+                subscriptionId: Swift.String,
+                scope: Components.Schemas.RuleScope,
+                criteria: Components.Schemas.RuleCriteria,
+                justification: Swift.String,
+                expiresAt: Foundation.Date? = nil,
+                state: Components.Schemas.DisableRule.StatePayload,
+                createdAt: Foundation.Date,
+                createdBy: Swift.String,
+                updatedAt: Foundation.Date,
+                updatedBy: Swift.String
+            ) {
+                self.id = id
+                self.subscriptionId = subscriptionId
+                self.scope = scope
+                self.criteria = criteria
+                self.justification = justification
+                self.expiresAt = expiresAt
+                self.state = state
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+                self.updatedAt = updatedAt
+                self.updatedBy = updatedBy
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case subscriptionId
+                case scope
+                case criteria
+                case justification
+                case expiresAt
+                case state
+                case createdAt
+                case createdBy
+                case updatedAt
+                case updatedBy
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DisableRuleList`.
+        package struct DisableRuleList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DisableRuleList/items`.
+            package var items: [Components.Schemas.DisableRule]
+            /// Creates a new `DisableRuleList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.DisableRule]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/AuditEvent`.
+        package struct AuditEvent: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/ruleId`.
+            package var ruleId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/action`.
+            @frozen package enum ActionPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case created = "created"
+                case replaced = "replaced"
+                case deleted = "deleted"
+                case expired = "expired"
+            }
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/action`.
+            package var action: Components.Schemas.AuditEvent.ActionPayload
+            /// X-Gantry-Actor of the request, `unknown`, or `system` for expiry.
+            ///
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/actor`.
+            package var actor: Swift.String
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/at`.
+            package var at: Foundation.Date
+            /// The rule after the change (before it, for a deletion).
+            ///
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/rule`.
+            package var rule: Components.Schemas.DisableRule?
+            /// Images whose assessment changed.
+            ///
+            /// - Remark: Generated from `#/components/schemas/AuditEvent/affectedImages`.
+            package var affectedImages: Swift.Int
+            /// Creates a new `AuditEvent`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - ruleId:
+            ///   - action:
+            ///   - actor: X-Gantry-Actor of the request, `unknown`, or `system` for expiry.
+            ///   - at:
+            ///   - rule: The rule after the change (before it, for a deletion).
+            ///   - affectedImages: Images whose assessment changed.
+            package init(
+                id: Swift.String,
+                ruleId: Swift.String,
+                action: Components.Schemas.AuditEvent.ActionPayload,
+                actor: Swift.String,
+                at: Foundation.Date,
+                rule: Components.Schemas.DisableRule? = nil,
+                affectedImages: Swift.Int
+            ) {
+                self.id = id
+                self.ruleId = ruleId
+                self.action = action
+                self.actor = actor
+                self.at = at
+                self.rule = rule
+                self.affectedImages = affectedImages
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case ruleId
+                case action
+                case actor
+                case at
+                case rule
+                case affectedImages
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/AuditEventList`.
+        package struct AuditEventList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/AuditEventList/items`.
+            package var items: [Components.Schemas.AuditEvent]
+            /// Creates a new `AuditEventList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.AuditEvent]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SecureScore`.
+        package struct SecureScore: Codable, Hashable, Sendable {
+            /// Absent for the subscription score.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SecureScore/registryId`.
+            package var registryId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/SecureScore/registryHost`.
+            package var registryHost: Swift.String?
+            /// 0–100; absent without Healthy or Unhealthy images.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SecureScore/score`.
+            package var score: Swift.Double?
+            /// - Remark: Generated from `#/components/schemas/SecureScore/healthyImages`.
+            package var healthyImages: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/SecureScore/unhealthyImages`.
+            package var unhealthyImages: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/SecureScore/notApplicableImages`.
+            package var notApplicableImages: Swift.Int
+            /// Σ of the Unhealthy images' weights.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SecureScore/unhealthyWeight`.
+            package var unhealthyWeight: Swift.Double
+            /// - Remark: Generated from `#/components/schemas/SecureScore/computedAt`.
+            package var computedAt: Foundation.Date
+            /// Creates a new `SecureScore`.
+            ///
+            /// - Parameters:
+            ///   - registryId: Absent for the subscription score.
+            ///   - registryHost:
+            ///   - score: 0–100; absent without Healthy or Unhealthy images.
+            ///   - healthyImages:
+            ///   - unhealthyImages:
+            ///   - notApplicableImages:
+            ///   - unhealthyWeight: Σ of the Unhealthy images' weights.
+            ///   - computedAt:
+            package init(
+                registryId: Swift.String? = nil,
+                registryHost: Swift.String? = nil,
+                score: Swift.Double? = nil,
+                healthyImages: Swift.Int,
+                unhealthyImages: Swift.Int,
+                notApplicableImages: Swift.Int,
+                unhealthyWeight: Swift.Double,
+                computedAt: Foundation.Date
+            ) {
+                self.registryId = registryId
+                self.registryHost = registryHost
+                self.score = score
+                self.healthyImages = healthyImages
+                self.unhealthyImages = unhealthyImages
+                self.notApplicableImages = notApplicableImages
+                self.unhealthyWeight = unhealthyWeight
+                self.computedAt = computedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case registryId
+                case registryHost
+                case score
+                case healthyImages
+                case unhealthyImages
+                case notApplicableImages
+                case unhealthyWeight
+                case computedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SecureScoreSummary`.
+        package struct SecureScoreSummary: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SecureScoreSummary/subscription`.
+            package var subscription: Components.Schemas.SecureScore
+            /// - Remark: Generated from `#/components/schemas/SecureScoreSummary/registries`.
+            package var registries: [Components.Schemas.SecureScore]
+            /// Creates a new `SecureScoreSummary`.
+            ///
+            /// - Parameters:
+            ///   - subscription:
+            ///   - registries:
+            package init(
+                subscription: Components.Schemas.SecureScore,
+                registries: [Components.Schemas.SecureScore]
+            ) {
+                self.subscription = subscription
+                self.registries = registries
+            }
+            package enum CodingKeys: String, CodingKey {
+                case subscription
+                case registries
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SecureScoreHistory`.
+        package struct SecureScoreHistory: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SecureScoreHistory/items`.
+            package var items: [Components.Schemas.SecureScore]
+            /// Creates a new `SecureScoreHistory`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.SecureScore]) {
                 self.items = items
             }
             package enum CodingKeys: String, CodingKey {

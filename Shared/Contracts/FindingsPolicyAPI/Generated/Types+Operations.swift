@@ -361,7 +361,7 @@ package enum Operations {
                 /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/GET/path/subscriptionId`.
                 package var subscriptionId: Components.Parameters.SubscriptionID
                 /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/GET/path/imageDigest`.
-                package var imageDigest: Swift.String
+                package var imageDigest: Components.Parameters.ImageDigest
                 /// Creates a new `Path`.
                 ///
                 /// - Parameters:
@@ -371,7 +371,7 @@ package enum Operations {
                 package init(
                     tenantId: Components.Parameters.TenantID,
                     subscriptionId: Components.Parameters.SubscriptionID,
-                    imageDigest: Swift.String
+                    imageDigest: Components.Parameters.ImageDigest
                 ) {
                     self.tenantId = tenantId
                     self.subscriptionId = subscriptionId
@@ -497,6 +497,2082 @@ package enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Every sub-assessment (one per finding of an image) in a subscription, optionally one registry's.
+    ///
+    /// Shaped like Azure Defender for Cloud's "Sub Assessments - List All". Ordered by registry, repository,
+    /// digest and the finding's position in the report; `nextLink` fetches the next page and is absent on the last.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/get(listSubAssessments)`.
+    package enum ListSubAssessments {
+        package static let id: Swift.String = "listSubAssessments"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ListSubAssessments.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/query/registryId`.
+                package var registryId: Swift.String?
+                /// Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/query/includeExempt`.
+                package var includeExempt: Components.Parameters.IncludeExempt?
+                /// Page size, 1–1000; default 100.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/query/top`.
+                package var top: Components.Parameters.Top?
+                /// The opaque continuation from a previous page's `nextLink`.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/query/skipToken`.
+                package var skipToken: Components.Parameters.SkipToken?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - registryId:
+                ///   - includeExempt: Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                ///   - top: Page size, 1–1000; default 100.
+                ///   - skipToken: The opaque continuation from a previous page's `nextLink`.
+                package init(
+                    registryId: Swift.String? = nil,
+                    includeExempt: Components.Parameters.IncludeExempt? = nil,
+                    top: Components.Parameters.Top? = nil,
+                    skipToken: Components.Parameters.SkipToken? = nil
+                ) {
+                    self.registryId = registryId
+                    self.includeExempt = includeExempt
+                    self.top = top
+                    self.skipToken = skipToken
+                }
+            }
+            package var query: Operations.ListSubAssessments.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListSubAssessments.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListSubAssessments.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListSubAssessments.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ListSubAssessments.Input.Path,
+                query: Operations.ListSubAssessments.Input.Query = .init(),
+                headers: Operations.ListSubAssessments.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.SubAssessmentList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.SubAssessmentList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListSubAssessments.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListSubAssessments.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// One page of sub-assessments.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/get(listSubAssessments)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListSubAssessments.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListSubAssessments.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/get(listSubAssessments)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The sub-assessments of one image digest (in every repository holding it).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)`.
+    package enum ListImageSubAssessments {
+        package static let id: Swift.String = "listImageSubAssessments"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/path/imageDigest`.
+                package var imageDigest: Components.Parameters.ImageDigest
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - imageDigest:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    imageDigest: Components.Parameters.ImageDigest
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.imageDigest = imageDigest
+                }
+            }
+            package var path: Operations.ListImageSubAssessments.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/query/includeExempt`.
+                package var includeExempt: Components.Parameters.IncludeExempt?
+                /// Page size, 1–1000; default 100.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/query/top`.
+                package var top: Components.Parameters.Top?
+                /// The opaque continuation from a previous page's `nextLink`.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/query/skipToken`.
+                package var skipToken: Components.Parameters.SkipToken?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - includeExempt: Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                ///   - top: Page size, 1–1000; default 100.
+                ///   - skipToken: The opaque continuation from a previous page's `nextLink`.
+                package init(
+                    includeExempt: Components.Parameters.IncludeExempt? = nil,
+                    top: Components.Parameters.Top? = nil,
+                    skipToken: Components.Parameters.SkipToken? = nil
+                ) {
+                    self.includeExempt = includeExempt
+                    self.top = top
+                    self.skipToken = skipToken
+                }
+            }
+            package var query: Operations.ListImageSubAssessments.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListImageSubAssessments.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListImageSubAssessments.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListImageSubAssessments.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ListImageSubAssessments.Input.Path,
+                query: Operations.ListImageSubAssessments.Input.Query = .init(),
+                headers: Operations.ListImageSubAssessments.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.SubAssessmentList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.SubAssessmentList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListImageSubAssessments.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListImageSubAssessments.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// One page of sub-assessments.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListImageSubAssessments.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListImageSubAssessments.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// One sub-assessment, exempt or not.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/get(getSubAssessment)`.
+    package enum GetSubAssessment {
+        package static let id: Swift.String = "getSubAssessment"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/path/imageDigest`.
+                package var imageDigest: Components.Parameters.ImageDigest
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/path/subAssessmentName`.
+                package var subAssessmentName: Swift.String
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - imageDigest:
+                ///   - subAssessmentName:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    imageDigest: Components.Parameters.ImageDigest,
+                    subAssessmentName: Swift.String
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.imageDigest = imageDigest
+                    self.subAssessmentName = subAssessmentName
+                }
+            }
+            package var path: Operations.GetSubAssessment.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetSubAssessment.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetSubAssessment.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetSubAssessment.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.GetSubAssessment.Input.Path,
+                headers: Operations.GetSubAssessment.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.SubAssessment)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.SubAssessment {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetSubAssessment.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetSubAssessment.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The sub-assessment.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/get(getSubAssessment)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetSubAssessment.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetSubAssessment.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/get(getSubAssessment)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/get(getSubAssessment)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The subscription's disable rules, active and expired, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)`.
+    package enum ListRules {
+        package static let id: Swift.String = "listRules"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ListRules.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListRules.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListRules.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListRules.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.ListRules.Input.Path,
+                headers: Operations.ListRules.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.DisableRuleList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.DisableRuleList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListRules.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListRules.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Rules.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListRules.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListRules.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Create a disable rule; the images in its scope are re-evaluated before the response.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)`.
+    package enum CreateRule {
+        package static let id: Swift.String = "createRule"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.CreateRule.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/header`.
+            package struct Headers: Sendable, Hashable {
+                /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/header/X-Gantry-Actor`.
+                package var xGantryActor: Components.Parameters.Actor?
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateRule.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - xGantryActor: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+                ///   - accept:
+                package init(
+                    xGantryActor: Components.Parameters.Actor? = nil,
+                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateRule.AcceptableContentType>] = .defaultValues()
+                ) {
+                    self.xGantryActor = xGantryActor
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.CreateRule.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/requestBody/content/application\/json`.
+                case json(Components.Schemas.DisableRuleInput)
+            }
+            package var body: Operations.CreateRule.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            ///   - body:
+            package init(
+                path: Operations.CreateRule.Input.Path,
+                headers: Operations.CreateRule.Input.Headers = .init(),
+                body: Operations.CreateRule.Input.Body
+            ) {
+                self.path = path
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Created: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/responses/201/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/responses/201/content/application\/json`.
+                    case json(Components.Schemas.DisableRule)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.DisableRule {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.CreateRule.Output.Created.Body
+                /// Creates a new `Created`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.CreateRule.Output.Created.Body) {
+                    self.body = body
+                }
+            }
+            /// The rule.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)/responses/201`.
+            ///
+            /// HTTP response code: `201 created`.
+            case created(Operations.CreateRule.Output.Created)
+            /// The associated value of the enum case if `self` is `.created`.
+            ///
+            /// - Throws: An error if `self` is not `.created`.
+            /// - SeeAlso: `.created`.
+            package var created: Operations.CreateRule.Output.Created {
+                get throws {
+                    switch self {
+                    case let .created(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "created",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// One disable rule.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)`.
+    package enum GetRule {
+        package static let id: Swift.String = "getRule"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/path/ruleId`.
+                package var ruleId: Components.Parameters.RuleID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - ruleId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    ruleId: Components.Parameters.RuleID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.ruleId = ruleId
+                }
+            }
+            package var path: Operations.GetRule.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetRule.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetRule.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetRule.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.GetRule.Input.Path,
+                headers: Operations.GetRule.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.DisableRule)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.DisableRule {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetRule.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetRule.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The rule.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetRule.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetRule.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Replace a rule's scope, criteria, justification and expiry (an expired rule becomes active again).
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/put(replaceRule)`.
+    package enum ReplaceRule {
+        package static let id: Swift.String = "replaceRule"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/path/ruleId`.
+                package var ruleId: Components.Parameters.RuleID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - ruleId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    ruleId: Components.Parameters.RuleID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.ruleId = ruleId
+                }
+            }
+            package var path: Operations.ReplaceRule.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/header`.
+            package struct Headers: Sendable, Hashable {
+                /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/header/X-Gantry-Actor`.
+                package var xGantryActor: Components.Parameters.Actor?
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ReplaceRule.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - xGantryActor: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+                ///   - accept:
+                package init(
+                    xGantryActor: Components.Parameters.Actor? = nil,
+                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ReplaceRule.AcceptableContentType>] = .defaultValues()
+                ) {
+                    self.xGantryActor = xGantryActor
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ReplaceRule.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/requestBody/content/application\/json`.
+                case json(Components.Schemas.DisableRuleInput)
+            }
+            package var body: Operations.ReplaceRule.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            ///   - body:
+            package init(
+                path: Operations.ReplaceRule.Input.Path,
+                headers: Operations.ReplaceRule.Input.Headers = .init(),
+                body: Operations.ReplaceRule.Input.Body
+            ) {
+                self.path = path
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/responses/200/content/application\/json`.
+                    case json(Components.Schemas.DisableRule)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.DisableRule {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ReplaceRule.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ReplaceRule.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The rule.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/put(replaceRule)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ReplaceRule.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ReplaceRule.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/put(replaceRule)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/put(replaceRule)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Delete a rule; the images it applied to are re-evaluated before the response.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)`.
+    package enum DeleteRule {
+        package static let id: Swift.String = "deleteRule"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/path/ruleId`.
+                package var ruleId: Components.Parameters.RuleID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - ruleId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    ruleId: Components.Parameters.RuleID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.ruleId = ruleId
+                }
+            }
+            package var path: Operations.DeleteRule.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/header`.
+            package struct Headers: Sendable, Hashable {
+                /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/header/X-Gantry-Actor`.
+                package var xGantryActor: Components.Parameters.Actor?
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteRule.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - xGantryActor: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+                ///   - accept:
+                package init(
+                    xGantryActor: Components.Parameters.Actor? = nil,
+                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteRule.AcceptableContentType>] = .defaultValues()
+                ) {
+                    self.xGantryActor = xGantryActor
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.DeleteRule.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.DeleteRule.Input.Path,
+                headers: Operations.DeleteRule.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct NoContent: Sendable, Hashable {
+                /// Creates a new `NoContent`.
+                package init() {}
+            }
+            /// Deleted.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)/responses/204`.
+            ///
+            /// HTTP response code: `204 noContent`.
+            case noContent(Operations.DeleteRule.Output.NoContent)
+            /// Deleted.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)/responses/204`.
+            ///
+            /// HTTP response code: `204 noContent`.
+            package static var noContent: Self {
+                .noContent(.init())
+            }
+            /// The associated value of the enum case if `self` is `.noContent`.
+            ///
+            /// - Throws: An error if `self` is not `.noContent`.
+            /// - SeeAlso: `.noContent`.
+            package var noContent: Operations.DeleteRule.Output.NoContent {
+                get throws {
+                    switch self {
+                    case let .noContent(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "noContent",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Every change of the subscription's disable rules, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/get(listAuditEvents)`.
+    package enum ListAuditEvents {
+        package static let id: Swift.String = "listAuditEvents"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ListAuditEvents.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/query/ruleId`.
+                package var ruleId: Swift.String?
+                /// At most this many items, 1–1000; default 100.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/query/limit`.
+                package var limit: Components.Parameters.Limit?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - ruleId:
+                ///   - limit: At most this many items, 1–1000; default 100.
+                package init(
+                    ruleId: Swift.String? = nil,
+                    limit: Components.Parameters.Limit? = nil
+                ) {
+                    self.ruleId = ruleId
+                    self.limit = limit
+                }
+            }
+            package var query: Operations.ListAuditEvents.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListAuditEvents.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListAuditEvents.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListAuditEvents.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ListAuditEvents.Input.Path,
+                query: Operations.ListAuditEvents.Input.Query = .init(),
+                headers: Operations.ListAuditEvents.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.AuditEventList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.AuditEventList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListAuditEvents.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListAuditEvents.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Audit events.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/get(listAuditEvents)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListAuditEvents.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListAuditEvents.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/get(listAuditEvents)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The secure score of the subscription and of each of its registries (formula in the description above).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/get(getSecureScore)`.
+    package enum GetSecureScore {
+        package static let id: Swift.String = "getSecureScore"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.GetSecureScore.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetSecureScore.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetSecureScore.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetSecureScore.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.GetSecureScore.Input.Path,
+                headers: Operations.GetSecureScore.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.SecureScoreSummary)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.SecureScoreSummary {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetSecureScore.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetSecureScore.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Scores.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/get(getSecureScore)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetSecureScore.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetSecureScore.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/get(getSecureScore)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Every change of the subscription's score (or, with registryId, a registry's), newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/get(listSecureScoreHistory)`.
+    package enum ListSecureScoreHistory {
+        package static let id: Swift.String = "listSecureScoreHistory"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ListSecureScoreHistory.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/query/registryId`.
+                package var registryId: Swift.String?
+                /// At most this many items, 1–1000; default 100.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/query/limit`.
+                package var limit: Components.Parameters.Limit?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - registryId:
+                ///   - limit: At most this many items, 1–1000; default 100.
+                package init(
+                    registryId: Swift.String? = nil,
+                    limit: Components.Parameters.Limit? = nil
+                ) {
+                    self.registryId = registryId
+                    self.limit = limit
+                }
+            }
+            package var query: Operations.ListSecureScoreHistory.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListSecureScoreHistory.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListSecureScoreHistory.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListSecureScoreHistory.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ListSecureScoreHistory.Input.Path,
+                query: Operations.ListSecureScoreHistory.Input.Query = .init(),
+                headers: Operations.ListSecureScoreHistory.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.SecureScoreHistory)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.SecureScoreHistory {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListSecureScoreHistory.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListSecureScoreHistory.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Scores, newest first.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/get(listSecureScoreHistory)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListSecureScoreHistory.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListSecureScoreHistory.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/get(listSecureScoreHistory)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
                             response: self
                         )
                     }

@@ -32,6 +32,65 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/get(getAssessment)`.
     func getAssessment(_ input: Operations.GetAssessment.Input) async throws -> Operations.GetAssessment.Output
+    /// Every sub-assessment (one per finding of an image) in a subscription, optionally one registry's.
+    ///
+    /// Shaped like Azure Defender for Cloud's "Sub Assessments - List All". Ordered by registry, repository,
+    /// digest and the finding's position in the report; `nextLink` fetches the next page and is absent on the last.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/get(listSubAssessments)`.
+    func listSubAssessments(_ input: Operations.ListSubAssessments.Input) async throws -> Operations.ListSubAssessments.Output
+    /// The sub-assessments of one image digest (in every repository holding it).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)`.
+    func listImageSubAssessments(_ input: Operations.ListImageSubAssessments.Input) async throws -> Operations.ListImageSubAssessments.Output
+    /// One sub-assessment, exempt or not.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/get(getSubAssessment)`.
+    func getSubAssessment(_ input: Operations.GetSubAssessment.Input) async throws -> Operations.GetSubAssessment.Output
+    /// The subscription's disable rules, active and expired, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)`.
+    func listRules(_ input: Operations.ListRules.Input) async throws -> Operations.ListRules.Output
+    /// Create a disable rule; the images in its scope are re-evaluated before the response.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)`.
+    func createRule(_ input: Operations.CreateRule.Input) async throws -> Operations.CreateRule.Output
+    /// One disable rule.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)`.
+    func getRule(_ input: Operations.GetRule.Input) async throws -> Operations.GetRule.Output
+    /// Replace a rule's scope, criteria, justification and expiry (an expired rule becomes active again).
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/put(replaceRule)`.
+    func replaceRule(_ input: Operations.ReplaceRule.Input) async throws -> Operations.ReplaceRule.Output
+    /// Delete a rule; the images it applied to are re-evaluated before the response.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)`.
+    func deleteRule(_ input: Operations.DeleteRule.Input) async throws -> Operations.DeleteRule.Output
+    /// Every change of the subscription's disable rules, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/get(listAuditEvents)`.
+    func listAuditEvents(_ input: Operations.ListAuditEvents.Input) async throws -> Operations.ListAuditEvents.Output
+    /// The secure score of the subscription and of each of its registries (formula in the description above).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/get(getSecureScore)`.
+    func getSecureScore(_ input: Operations.GetSecureScore.Input) async throws -> Operations.GetSecureScore.Output
+    /// Every change of the subscription's score (or, with registryId, a registry's), newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/get(listSecureScoreHistory)`.
+    func listSecureScoreHistory(_ input: Operations.ListSecureScoreHistory.Input) async throws -> Operations.ListSecureScoreHistory.Output
 }
 
 /// Convenience overloads for operation inputs.
@@ -74,6 +133,165 @@ extension APIProtocol {
     ) async throws -> Operations.GetAssessment.Output {
         try await getAssessment(Operations.GetAssessment.Input(
             path: path,
+            headers: headers
+        ))
+    }
+    /// Every sub-assessment (one per finding of an image) in a subscription, optionally one registry's.
+    ///
+    /// Shaped like Azure Defender for Cloud's "Sub Assessments - List All". Ordered by registry, repository,
+    /// digest and the finding's position in the report; `nextLink` fetches the next page and is absent on the last.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/get(listSubAssessments)`.
+    package func listSubAssessments(
+        path: Operations.ListSubAssessments.Input.Path,
+        query: Operations.ListSubAssessments.Input.Query = .init(),
+        headers: Operations.ListSubAssessments.Input.Headers = .init()
+    ) async throws -> Operations.ListSubAssessments.Output {
+        try await listSubAssessments(Operations.ListSubAssessments.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The sub-assessments of one image digest (in every repository holding it).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)`.
+    package func listImageSubAssessments(
+        path: Operations.ListImageSubAssessments.Input.Path,
+        query: Operations.ListImageSubAssessments.Input.Query = .init(),
+        headers: Operations.ListImageSubAssessments.Input.Headers = .init()
+    ) async throws -> Operations.ListImageSubAssessments.Output {
+        try await listImageSubAssessments(Operations.ListImageSubAssessments.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// One sub-assessment, exempt or not.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}/get(getSubAssessment)`.
+    package func getSubAssessment(
+        path: Operations.GetSubAssessment.Input.Path,
+        headers: Operations.GetSubAssessment.Input.Headers = .init()
+    ) async throws -> Operations.GetSubAssessment.Output {
+        try await getSubAssessment(Operations.GetSubAssessment.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// The subscription's disable rules, active and expired, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)`.
+    package func listRules(
+        path: Operations.ListRules.Input.Path,
+        headers: Operations.ListRules.Input.Headers = .init()
+    ) async throws -> Operations.ListRules.Output {
+        try await listRules(Operations.ListRules.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Create a disable rule; the images in its scope are re-evaluated before the response.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)`.
+    package func createRule(
+        path: Operations.CreateRule.Input.Path,
+        headers: Operations.CreateRule.Input.Headers = .init(),
+        body: Operations.CreateRule.Input.Body
+    ) async throws -> Operations.CreateRule.Output {
+        try await createRule(Operations.CreateRule.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// One disable rule.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)`.
+    package func getRule(
+        path: Operations.GetRule.Input.Path,
+        headers: Operations.GetRule.Input.Headers = .init()
+    ) async throws -> Operations.GetRule.Output {
+        try await getRule(Operations.GetRule.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Replace a rule's scope, criteria, justification and expiry (an expired rule becomes active again).
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/put(replaceRule)`.
+    package func replaceRule(
+        path: Operations.ReplaceRule.Input.Path,
+        headers: Operations.ReplaceRule.Input.Headers = .init(),
+        body: Operations.ReplaceRule.Input.Body
+    ) async throws -> Operations.ReplaceRule.Output {
+        try await replaceRule(Operations.ReplaceRule.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Delete a rule; the images it applied to are re-evaluated before the response.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)`.
+    package func deleteRule(
+        path: Operations.DeleteRule.Input.Path,
+        headers: Operations.DeleteRule.Input.Headers = .init()
+    ) async throws -> Operations.DeleteRule.Output {
+        try await deleteRule(Operations.DeleteRule.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Every change of the subscription's disable rules, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/auditEvents/get(listAuditEvents)`.
+    package func listAuditEvents(
+        path: Operations.ListAuditEvents.Input.Path,
+        query: Operations.ListAuditEvents.Input.Query = .init(),
+        headers: Operations.ListAuditEvents.Input.Headers = .init()
+    ) async throws -> Operations.ListAuditEvents.Output {
+        try await listAuditEvents(Operations.ListAuditEvents.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The secure score of the subscription and of each of its registries (formula in the description above).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/get(getSecureScore)`.
+    package func getSecureScore(
+        path: Operations.GetSecureScore.Input.Path,
+        headers: Operations.GetSecureScore.Input.Headers = .init()
+    ) async throws -> Operations.GetSecureScore.Output {
+        try await getSecureScore(Operations.GetSecureScore.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Every change of the subscription's score (or, with registryId, a registry's), newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/get(listSecureScoreHistory)`.
+    package func listSecureScoreHistory(
+        path: Operations.ListSecureScoreHistory.Input.Path,
+        query: Operations.ListSecureScoreHistory.Input.Query = .init(),
+        headers: Operations.ListSecureScoreHistory.Input.Headers = .init()
+    ) async throws -> Operations.ListSecureScoreHistory.Output {
+        try await listSecureScoreHistory(Operations.ListSecureScoreHistory.Input(
+            path: path,
+            query: query,
             headers: headers
         ))
     }

@@ -10,6 +10,8 @@ info:
     Receives registry notifications and decides what to scan.
     Docker distribution notification envelopes follow distribution's `docs/notifications.md`
     ("Envelope" and "Events"). Errors are RFC 9457 `application/problem+json`.
+    Webhooks are authenticated per registry with its webhook secret (401 otherwise); under
+    `GANTRY_PROFILE=development` a registry without a secret is accepted unauthenticated, and a warning is logged.
 servers:
   - url: http://127.0.0.1:8082
 paths:
@@ -18,9 +20,12 @@ paths:
       operationId: receiveDistributionEvents
       summary: Accept a Docker distribution notification envelope from a registry.
       description: |
-        The registry is identified by the host of its events (`request.host`, else the host of `target.url`).
-        Manifest pushes of registries in enabled subscriptions become scan requests; blob events, pulls
-        and events already recorded (same event `id`) are recorded or ignored without a scan.
+        The registry is identified by the host of its events (`request.host`, else the host of `target.url`)
+        and authenticated by its webhook secret: `Authorization: Bearer <secret>` (distribution's endpoint
+        `headers` setting). The request only validates and durably records the manifest events (push, pull,
+        delete and mount; tag deletions too); blob events are counted as ignored. Everything else (image
+        inventory, pulls, scan requests, deletions) happens afterwards. An event already recorded for the
+        registry (same `id`) is a duplicate and has no second effect.
       requestBody:
         required: true
         content:
@@ -32,11 +37,63 @@ paths:
             schema: { $ref: '#/components/schemas/Envelope' }
       responses:
         '202':
-          description: Every event was validated and recorded.
+          description: Every event was validated; the manifest events are recorded.
           content:
             application/json:
               schema: { $ref: '#/components/schemas/EnvelopeReceipt' }
         '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/events/acr:
+    post:
+      operationId: receiveACREvent
+      summary: Accept one Azure Container Registry webhook event (push, delete, quarantine).
+      description: |
+        ACR posts one event per request (learn.microsoft.com, "Azure Container Registry webhook reference"),
+        shaped like a distribution event, with the custom headers of the webhook: set
+        `Authorization: Bearer <secret>`. `quarantine` (an image pushed into a quarantine-enabled registry)
+        is scanned like a push. `chart_push` and `chart_delete` (Helm charts) are ignored.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/Event' }
+      responses:
+        '202':
+          description: The event was validated and, unless ignored, recorded.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/EnvelopeReceipt' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/events/harbor:
+    post:
+      operationId: receiveHarborEvent
+      summary: Accept one Harbor webhook, in Harbor's default or its CloudEvents 1.0 (structured mode) format.
+      description: |
+        Harbor (goharbor.io, "Configure Webhooks") sends the policy's auth header as `Authorization`: set it to
+        `Bearer <secret>` (or the bare secret). PUSH_ARTIFACT / harbor.artifact.pushed, PULL_ARTIFACT /
+        harbor.artifact.pulled and DELETE_ARTIFACT / harbor.artifact.deleted are recorded, one event per
+        resource; other event types (scanning, quota, replication, tag retention) are ignored. The registry
+        is identified by the host of the resources' `resource_url`. CloudEvents are idempotent by their `id`;
+        default-format payloads carry no ID, so theirs is derived from the content (type, time, operator,
+        repository and resources), which Harbor resends unchanged on retry.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/HarborWebhook' }
+          application/cloudevents+json:
+            schema: { $ref: '#/components/schemas/HarborWebhook' }
+      responses:
+        '202':
+          description: The webhook was validated and its artifact events recorded.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/EnvelopeReceipt' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '401': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
   /v1/events:
     get:
@@ -58,7 +115,86 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/RecordedEventList' }
         '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/registries/{registryId}/webhook-secret:
+    put:
+      operationId: setWebhookSecret
+      summary: "Set or rotate the registry's webhook secret; the secret is returned once and only its SHA-256 is stored."
+      description: |
+        Without a body secret, a random one (32 bytes, base64url) is generated. The previous secret stops
+        working at once. Registries send it as `Authorization: Bearer <secret>`.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/RegistryID' }
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/WebhookSecretRequest' }
+      responses:
+        '200':
+          description: The secret, to configure in the registry's notification settings.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/WebhookSecret' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/registries/{registryId}/images:
+    get:
+      operationId: listImages
+      summary: "The registry's images as its events describe them: tags now pointing at each digest, last push and pull, deletion."
+      description: |
+        A tag that moved to another digest leaves the old digest listed (without the tag) while it can still
+        be pulled by digest; a deleted manifest is listed with `deletedAt` only when `includeDeleted` is true.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/RegistryID' }
+        - name: repository
+          in: query
+          required: false
+          schema: { type: string }
+        - name: includeDeleted
+          in: query
+          required: false
+          schema: { type: boolean, default: false }
+      responses:
+        '200':
+          description: Images, by repository then most recent activity.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ImageList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /internal/v1/rescans:
+    post:
+      operationId: runRescan
+      summary: Request a rescan (trigger `rescan`, never billed) of every image pulled in the last days now, as the weekly schedule does.
+      responses:
+        '202':
+          description: The run and how many images it requested scans for.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/RescanRun' }
+  /v1/rescans:
+    get:
+      operationId: listRescans
+      summary: The recently-pulled rescan runs, newest first, and when the next scheduled one is due.
+      responses:
+        '200':
+          description: Runs.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/RescanRunList' }
 components:
+  parameters:
+    TenantID:
+      name: tenantId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    RegistryID:
+      name: registryId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
   responses:
     Problem:
       description: An RFC 9457 problem.
@@ -88,7 +224,7 @@ components:
       properties:
         id: { type: string, minLength: 1, maxLength: 200 }
         timestamp: { type: string }
-        action: { type: string, description: 'push, pull, delete or mount' }
+        action: { type: string, description: 'distribution: push, pull, delete or mount; ACR: push, delete, quarantine, chart_push or chart_delete' }
         target: { $ref: '#/components/schemas/EventTarget' }
         request: { $ref: '#/components/schemas/EventRequest' }
         actor:
@@ -120,25 +256,30 @@ components:
         useragent: { type: string }
     EnvelopeReceipt:
       type: object
-      required: [registryId, received, recorded, duplicates, scansRequested]
+      description: 'received = recorded + duplicates + ignored.'
+      required: [received, recorded, duplicates, ignored]
       properties:
-        registryId: { type: string, format: uuid }
-        received: { type: integer }
-        recorded: { type: integer }
-        duplicates: { type: integer }
-        scansRequested: { type: integer }
+        registryId: { type: string, format: uuid, description: 'The sending registry; absent when a webhook that needs nothing names none (Harbor quota or replication events).' }
+        received: { type: integer, description: 'Events in the request (for Harbor, artifact resources).' }
+        recorded: { type: integer, description: 'Events recorded now; processed (inventory, scans) afterwards.' }
+        duplicates: { type: integer, description: 'Events recorded before (same ID for the registry).' }
+        ignored: { type: integer, description: 'Events that need nothing: blobs, Helm charts, other Harbor event types.' }
     RecordedEvent:
       type: object
-      required: [eventId, registryId, action, repository, receivedAt, scanRequested]
+      required: [eventId, registryId, source, action, repository, receivedAt, scanRequested]
       properties:
         eventId: { type: string }
         registryId: { type: string, format: uuid }
-        action: { type: string }
+        source: { type: string, enum: [distribution, acr, harbor], description: 'The webhook format it came in.' }
+        action: { type: string, description: 'push, pull, delete or mount (an ACR quarantine is recorded as push).' }
         mediaType: { type: string }
         repository: { type: string }
         digest: { type: string }
         tag: { type: string }
+        occurredAt: { type: string, format: date-time, description: "The registry's event time, when it sent one." }
         receivedAt: { type: string, format: date-time }
+        processedAt: { type: string, format: date-time, description: 'Absent while the event waits to be processed.' }
+        outcome: { type: string, description: 'What processing did, e.g. "scan requested", "pull recorded", "image deleted".' }
         scanRequested: { type: boolean }
     RecordedEventList:
       type: object
@@ -147,5 +288,93 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/RecordedEvent' }
+    HarborWebhook:
+      type: object
+      description: |
+        Harbor's default payload (`type`, `occur_at`, `operator`, `event_data`) or a CloudEvents 1.0
+        structured-mode event (`specversion`, `id`, `type`, `time`, `data`, extensions `requestid`, `operator`).
+      properties:
+        type: { type: string, minLength: 1, maxLength: 100 }
+        occur_at: { type: integer, format: int64, description: 'Unix seconds (default format).' }
+        operator: { type: string }
+        event_data: { $ref: '#/components/schemas/HarborEventData' }
+        specversion: { type: string }
+        id: { type: string, minLength: 1, maxLength: 200 }
+        source: { type: string }
+        time: { type: string }
+        requestid: { type: string }
+        datacontenttype: { type: string }
+        data: { $ref: '#/components/schemas/HarborEventData' }
+    HarborEventData:
+      type: object
+      properties:
+        resources:
+          type: array
+          maxItems: 1000
+          items: { $ref: '#/components/schemas/HarborResource' }
+        repository:
+          type: object
+          properties:
+            name: { type: string }
+            namespace: { type: string }
+            repo_full_name: { type: string }
+            repo_type: { type: string }
+            date_created: { type: integer, format: int64 }
+    HarborResource:
+      type: object
+      properties:
+        digest: { type: string }
+        tag: { type: string }
+        resource_url: { type: string }
+    WebhookSecretRequest:
+      type: object
+      properties:
+        secret: { type: string, minLength: 32, maxLength: 200, description: 'A secret of your own (at least 32 characters); omit to get a random one.' }
+    WebhookSecret:
+      type: object
+      required: [registryId, secret, createdAt, header]
+      properties:
+        registryId: { type: string, format: uuid }
+        secret: { type: string }
+        header: { type: string, description: 'The header value registries send: Bearer <secret>.' }
+        createdAt: { type: string, format: date-time }
+    Image:
+      type: object
+      required: [repository, digest, tags, firstSeenAt]
+      properties:
+        repository: { type: string }
+        digest: { type: string }
+        tags:
+          type: array
+          items: { type: string }
+        firstSeenAt: { type: string, format: date-time }
+        lastPushedAt: { type: string, format: date-time }
+        lastPulledAt: { type: string, format: date-time }
+        deletedAt: { type: string, format: date-time }
+        scanRequestedAt: { type: string, format: date-time }
+    ImageList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/Image' }
+    RescanRun:
+      type: object
+      required: [runId, reason, startedAt, pulledSince, images]
+      properties:
+        runId: { type: string, format: uuid }
+        reason: { type: string, enum: [schedule, request] }
+        startedAt: { type: string, format: date-time }
+        pulledSince: { type: string, format: date-time, description: 'Images pulled at or after this instant were rescanned.' }
+        images: { type: integer, description: 'Scan requests (trigger rescan) queued.' }
+    RescanRunList:
+      type: object
+      required: [items]
+      properties:
+        nextRunAt: { type: string, format: date-time }
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/RescanRun' }
 
 """#

@@ -17,5 +17,10 @@ package import struct Foundation.Data
 package import struct Foundation.Date
 extension Components {
     /// Types generated from the `#/components/parameters` section of the OpenAPI document.
-    package enum Parameters {}
+    package enum Parameters {
+        /// - Remark: Generated from `#/components/parameters/TenantID`.
+        package typealias TenantID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/RegistryID`.
+        package typealias RegistryID = Swift.String
+    }
 }

@@ -80,7 +80,7 @@ extension Components {
             package var id: Swift.String
             /// - Remark: Generated from `#/components/schemas/Event/timestamp`.
             package var timestamp: Swift.String?
-            /// push, pull, delete or mount
+            /// distribution: push, pull, delete or mount; ACR: push, delete, quarantine, chart_push or chart_delete
             ///
             /// - Remark: Generated from `#/components/schemas/Event/action`.
             package var action: Swift.String
@@ -135,7 +135,7 @@ extension Components {
             /// - Parameters:
             ///   - id:
             ///   - timestamp:
-            ///   - action: push, pull, delete or mount
+            ///   - action: distribution: push, pull, delete or mount; ACR: push, delete, quarantine, chart_push or chart_delete
             ///   - target:
             ///   - request:
             ///   - actor:
@@ -261,45 +261,57 @@ extension Components {
                 case useragent
             }
         }
+        /// received = recorded + duplicates + ignored.
+        ///
         /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt`.
         package struct EnvelopeReceipt: Codable, Hashable, Sendable {
+            /// The sending registry; absent when a webhook that needs nothing names none (Harbor quota or replication events).
+            ///
             /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt/registryId`.
-            package var registryId: Swift.String
+            package var registryId: Swift.String?
+            /// Events in the request (for Harbor, artifact resources).
+            ///
             /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt/received`.
             package var received: Swift.Int
+            /// Events recorded now; processed (inventory, scans) afterwards.
+            ///
             /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt/recorded`.
             package var recorded: Swift.Int
+            /// Events recorded before (same ID for the registry).
+            ///
             /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt/duplicates`.
             package var duplicates: Swift.Int
-            /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt/scansRequested`.
-            package var scansRequested: Swift.Int
+            /// Events that need nothing: blobs, Helm charts, other Harbor event types.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvelopeReceipt/ignored`.
+            package var ignored: Swift.Int
             /// Creates a new `EnvelopeReceipt`.
             ///
             /// - Parameters:
-            ///   - registryId:
-            ///   - received:
-            ///   - recorded:
-            ///   - duplicates:
-            ///   - scansRequested:
+            ///   - registryId: The sending registry; absent when a webhook that needs nothing names none (Harbor quota or replication events).
+            ///   - received: Events in the request (for Harbor, artifact resources).
+            ///   - recorded: Events recorded now; processed (inventory, scans) afterwards.
+            ///   - duplicates: Events recorded before (same ID for the registry).
+            ///   - ignored: Events that need nothing: blobs, Helm charts, other Harbor event types.
             package init(
-                registryId: Swift.String,
+                registryId: Swift.String? = nil,
                 received: Swift.Int,
                 recorded: Swift.Int,
                 duplicates: Swift.Int,
-                scansRequested: Swift.Int
+                ignored: Swift.Int
             ) {
                 self.registryId = registryId
                 self.received = received
                 self.recorded = recorded
                 self.duplicates = duplicates
-                self.scansRequested = scansRequested
+                self.ignored = ignored
             }
             package enum CodingKeys: String, CodingKey {
                 case registryId
                 case received
                 case recorded
                 case duplicates
-                case scansRequested
+                case ignored
             }
         }
         /// - Remark: Generated from `#/components/schemas/RecordedEvent`.
@@ -308,6 +320,20 @@ extension Components {
             package var eventId: Swift.String
             /// - Remark: Generated from `#/components/schemas/RecordedEvent/registryId`.
             package var registryId: Swift.String
+            /// The webhook format it came in.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RecordedEvent/source`.
+            @frozen package enum SourcePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case distribution = "distribution"
+                case acr = "acr"
+                case harbor = "harbor"
+            }
+            /// The webhook format it came in.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RecordedEvent/source`.
+            package var source: Components.Schemas.RecordedEvent.SourcePayload
+            /// push, pull, delete or mount (an ACR quarantine is recorded as push).
+            ///
             /// - Remark: Generated from `#/components/schemas/RecordedEvent/action`.
             package var action: Swift.String
             /// - Remark: Generated from `#/components/schemas/RecordedEvent/mediaType`.
@@ -318,8 +344,20 @@ extension Components {
             package var digest: Swift.String?
             /// - Remark: Generated from `#/components/schemas/RecordedEvent/tag`.
             package var tag: Swift.String?
+            /// The registry's event time, when it sent one.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RecordedEvent/occurredAt`.
+            package var occurredAt: Foundation.Date?
             /// - Remark: Generated from `#/components/schemas/RecordedEvent/receivedAt`.
             package var receivedAt: Foundation.Date
+            /// Absent while the event waits to be processed.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RecordedEvent/processedAt`.
+            package var processedAt: Foundation.Date?
+            /// What processing did, e.g. "scan requested", "pull recorded", "image deleted".
+            ///
+            /// - Remark: Generated from `#/components/schemas/RecordedEvent/outcome`.
+            package var outcome: Swift.String?
             /// - Remark: Generated from `#/components/schemas/RecordedEvent/scanRequested`.
             package var scanRequested: Swift.Bool
             /// Creates a new `RecordedEvent`.
@@ -327,43 +365,59 @@ extension Components {
             /// - Parameters:
             ///   - eventId:
             ///   - registryId:
-            ///   - action:
+            ///   - source: The webhook format it came in.
+            ///   - action: push, pull, delete or mount (an ACR quarantine is recorded as push).
             ///   - mediaType:
             ///   - repository:
             ///   - digest:
             ///   - tag:
+            ///   - occurredAt: The registry's event time, when it sent one.
             ///   - receivedAt:
+            ///   - processedAt: Absent while the event waits to be processed.
+            ///   - outcome: What processing did, e.g. "scan requested", "pull recorded", "image deleted".
             ///   - scanRequested:
             package init(
                 eventId: Swift.String,
                 registryId: Swift.String,
+                source: Components.Schemas.RecordedEvent.SourcePayload,
                 action: Swift.String,
                 mediaType: Swift.String? = nil,
                 repository: Swift.String,
                 digest: Swift.String? = nil,
                 tag: Swift.String? = nil,
+                occurredAt: Foundation.Date? = nil,
                 receivedAt: Foundation.Date,
+                processedAt: Foundation.Date? = nil,
+                outcome: Swift.String? = nil,
                 scanRequested: Swift.Bool
             ) {
                 self.eventId = eventId
                 self.registryId = registryId
+                self.source = source
                 self.action = action
                 self.mediaType = mediaType
                 self.repository = repository
                 self.digest = digest
                 self.tag = tag
+                self.occurredAt = occurredAt
                 self.receivedAt = receivedAt
+                self.processedAt = processedAt
+                self.outcome = outcome
                 self.scanRequested = scanRequested
             }
             package enum CodingKeys: String, CodingKey {
                 case eventId
                 case registryId
+                case source
                 case action
                 case mediaType
                 case repository
                 case digest
                 case tag
+                case occurredAt
                 case receivedAt
+                case processedAt
+                case outcome
                 case scanRequested
             }
         }
@@ -379,6 +433,383 @@ extension Components {
                 self.items = items
             }
             package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// Harbor's default payload (`type`, `occur_at`, `operator`, `event_data`) or a CloudEvents 1.0
+        /// structured-mode event (`specversion`, `id`, `type`, `time`, `data`, extensions `requestid`, `operator`).
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/HarborWebhook`.
+        package struct HarborWebhook: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/type`.
+            package var _type: Swift.String?
+            /// Unix seconds (default format).
+            ///
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/occur_at`.
+            package var occurAt: Swift.Int64?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/operator`.
+            package var _operator: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/event_data`.
+            package var eventData: Components.Schemas.HarborEventData?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/specversion`.
+            package var specversion: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/id`.
+            package var id: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/source`.
+            package var source: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/time`.
+            package var time: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/requestid`.
+            package var requestid: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/datacontenttype`.
+            package var datacontenttype: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborWebhook/data`.
+            package var data: Components.Schemas.HarborEventData?
+            /// Creates a new `HarborWebhook`.
+            ///
+            /// - Parameters:
+            ///   - _type:
+            ///   - occurAt: Unix seconds (default format).
+            ///   - _operator:
+            ///   - eventData:
+            ///   - specversion:
+            ///   - id:
+            ///   - source:
+            ///   - time:
+            ///   - requestid:
+            ///   - datacontenttype:
+            ///   - data:
+            package init(
+                _type: Swift.String? = nil,
+                occurAt: Swift.Int64? = nil,
+                _operator: Swift.String? = nil,
+                eventData: Components.Schemas.HarborEventData? = nil,
+                specversion: Swift.String? = nil,
+                id: Swift.String? = nil,
+                source: Swift.String? = nil,
+                time: Swift.String? = nil,
+                requestid: Swift.String? = nil,
+                datacontenttype: Swift.String? = nil,
+                data: Components.Schemas.HarborEventData? = nil
+            ) {
+                self._type = _type
+                self.occurAt = occurAt
+                self._operator = _operator
+                self.eventData = eventData
+                self.specversion = specversion
+                self.id = id
+                self.source = source
+                self.time = time
+                self.requestid = requestid
+                self.datacontenttype = datacontenttype
+                self.data = data
+            }
+            package enum CodingKeys: String, CodingKey {
+                case _type = "type"
+                case occurAt = "occur_at"
+                case _operator = "operator"
+                case eventData = "event_data"
+                case specversion
+                case id
+                case source
+                case time
+                case requestid
+                case datacontenttype
+                case data
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/HarborEventData`.
+        package struct HarborEventData: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/HarborEventData/resources`.
+            package var resources: [Components.Schemas.HarborResource]?
+            /// - Remark: Generated from `#/components/schemas/HarborEventData/repository`.
+            package struct RepositoryPayload: Codable, Hashable, Sendable {
+                /// - Remark: Generated from `#/components/schemas/HarborEventData/repository/name`.
+                package var name: Swift.String?
+                /// - Remark: Generated from `#/components/schemas/HarborEventData/repository/namespace`.
+                package var namespace: Swift.String?
+                /// - Remark: Generated from `#/components/schemas/HarborEventData/repository/repo_full_name`.
+                package var repoFullName: Swift.String?
+                /// - Remark: Generated from `#/components/schemas/HarborEventData/repository/repo_type`.
+                package var repoType: Swift.String?
+                /// - Remark: Generated from `#/components/schemas/HarborEventData/repository/date_created`.
+                package var dateCreated: Swift.Int64?
+                /// Creates a new `RepositoryPayload`.
+                ///
+                /// - Parameters:
+                ///   - name:
+                ///   - namespace:
+                ///   - repoFullName:
+                ///   - repoType:
+                ///   - dateCreated:
+                package init(
+                    name: Swift.String? = nil,
+                    namespace: Swift.String? = nil,
+                    repoFullName: Swift.String? = nil,
+                    repoType: Swift.String? = nil,
+                    dateCreated: Swift.Int64? = nil
+                ) {
+                    self.name = name
+                    self.namespace = namespace
+                    self.repoFullName = repoFullName
+                    self.repoType = repoType
+                    self.dateCreated = dateCreated
+                }
+                package enum CodingKeys: String, CodingKey {
+                    case name
+                    case namespace
+                    case repoFullName = "repo_full_name"
+                    case repoType = "repo_type"
+                    case dateCreated = "date_created"
+                }
+            }
+            /// - Remark: Generated from `#/components/schemas/HarborEventData/repository`.
+            package var repository: Components.Schemas.HarborEventData.RepositoryPayload?
+            /// Creates a new `HarborEventData`.
+            ///
+            /// - Parameters:
+            ///   - resources:
+            ///   - repository:
+            package init(
+                resources: [Components.Schemas.HarborResource]? = nil,
+                repository: Components.Schemas.HarborEventData.RepositoryPayload? = nil
+            ) {
+                self.resources = resources
+                self.repository = repository
+            }
+            package enum CodingKeys: String, CodingKey {
+                case resources
+                case repository
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/HarborResource`.
+        package struct HarborResource: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/HarborResource/digest`.
+            package var digest: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborResource/tag`.
+            package var tag: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/HarborResource/resource_url`.
+            package var resourceUrl: Swift.String?
+            /// Creates a new `HarborResource`.
+            ///
+            /// - Parameters:
+            ///   - digest:
+            ///   - tag:
+            ///   - resourceUrl:
+            package init(
+                digest: Swift.String? = nil,
+                tag: Swift.String? = nil,
+                resourceUrl: Swift.String? = nil
+            ) {
+                self.digest = digest
+                self.tag = tag
+                self.resourceUrl = resourceUrl
+            }
+            package enum CodingKeys: String, CodingKey {
+                case digest
+                case tag
+                case resourceUrl = "resource_url"
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/WebhookSecretRequest`.
+        package struct WebhookSecretRequest: Codable, Hashable, Sendable {
+            /// A secret of your own (at least 32 characters); omit to get a random one.
+            ///
+            /// - Remark: Generated from `#/components/schemas/WebhookSecretRequest/secret`.
+            package var secret: Swift.String?
+            /// Creates a new `WebhookSecretRequest`.
+            ///
+            /// - Parameters:
+            ///   - secret: A secret of your own (at least 32 characters); omit to get a random one.
+            package init(secret: Swift.String? = nil) {
+                self.secret = secret
+            }
+            package enum CodingKeys: String, CodingKey {
+                case secret
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/WebhookSecret`.
+        package struct WebhookSecret: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/WebhookSecret/registryId`.
+            package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/WebhookSecret/secret`.
+            package var secret: Swift.String
+            /// The header value registries send: Bearer <secret>.
+            ///
+            /// - Remark: Generated from `#/components/schemas/WebhookSecret/header`.
+            package var header: Swift.String
+            /// - Remark: Generated from `#/components/schemas/WebhookSecret/createdAt`.
+            package var createdAt: Foundation.Date
+            /// Creates a new `WebhookSecret`.
+            ///
+            /// - Parameters:
+            ///   - registryId:
+            ///   - secret:
+            ///   - header: The header value registries send: Bearer <secret>.
+            ///   - createdAt:
+            package init(
+                registryId: Swift.String,
+                secret: Swift.String,
+                header: Swift.String,
+                createdAt: Foundation.Date
+            ) {
+                self.registryId = registryId
+                self.secret = secret
+                self.header = header
+                self.createdAt = createdAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case registryId
+                case secret
+                case header
+                case createdAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Image`.
+        package struct Image: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Image/repository`.
+            package var repository: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Image/digest`.
+            package var digest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Image/tags`.
+            package var tags: [Swift.String]
+            /// - Remark: Generated from `#/components/schemas/Image/firstSeenAt`.
+            package var firstSeenAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Image/lastPushedAt`.
+            package var lastPushedAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/Image/lastPulledAt`.
+            package var lastPulledAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/Image/deletedAt`.
+            package var deletedAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/Image/scanRequestedAt`.
+            package var scanRequestedAt: Foundation.Date?
+            /// Creates a new `Image`.
+            ///
+            /// - Parameters:
+            ///   - repository:
+            ///   - digest:
+            ///   - tags:
+            ///   - firstSeenAt:
+            ///   - lastPushedAt:
+            ///   - lastPulledAt:
+            ///   - deletedAt:
+            ///   - scanRequestedAt:
+            package init(
+                repository: Swift.String,
+                digest: Swift.String,
+                tags: [Swift.String],
+                firstSeenAt: Foundation.Date,
+                lastPushedAt: Foundation.Date? = nil,
+                lastPulledAt: Foundation.Date? = nil,
+                deletedAt: Foundation.Date? = nil,
+                scanRequestedAt: Foundation.Date? = nil
+            ) {
+                self.repository = repository
+                self.digest = digest
+                self.tags = tags
+                self.firstSeenAt = firstSeenAt
+                self.lastPushedAt = lastPushedAt
+                self.lastPulledAt = lastPulledAt
+                self.deletedAt = deletedAt
+                self.scanRequestedAt = scanRequestedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case repository
+                case digest
+                case tags
+                case firstSeenAt
+                case lastPushedAt
+                case lastPulledAt
+                case deletedAt
+                case scanRequestedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ImageList`.
+        package struct ImageList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ImageList/items`.
+            package var items: [Components.Schemas.Image]
+            /// Creates a new `ImageList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.Image]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RescanRun`.
+        package struct RescanRun: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RescanRun/runId`.
+            package var runId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/RescanRun/reason`.
+            @frozen package enum ReasonPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case schedule = "schedule"
+                case request = "request"
+            }
+            /// - Remark: Generated from `#/components/schemas/RescanRun/reason`.
+            package var reason: Components.Schemas.RescanRun.ReasonPayload
+            /// - Remark: Generated from `#/components/schemas/RescanRun/startedAt`.
+            package var startedAt: Foundation.Date
+            /// Images pulled at or after this instant were rescanned.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RescanRun/pulledSince`.
+            package var pulledSince: Foundation.Date
+            /// Scan requests (trigger rescan) queued.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RescanRun/images`.
+            package var images: Swift.Int
+            /// Creates a new `RescanRun`.
+            ///
+            /// - Parameters:
+            ///   - runId:
+            ///   - reason:
+            ///   - startedAt:
+            ///   - pulledSince: Images pulled at or after this instant were rescanned.
+            ///   - images: Scan requests (trigger rescan) queued.
+            package init(
+                runId: Swift.String,
+                reason: Components.Schemas.RescanRun.ReasonPayload,
+                startedAt: Foundation.Date,
+                pulledSince: Foundation.Date,
+                images: Swift.Int
+            ) {
+                self.runId = runId
+                self.reason = reason
+                self.startedAt = startedAt
+                self.pulledSince = pulledSince
+                self.images = images
+            }
+            package enum CodingKeys: String, CodingKey {
+                case runId
+                case reason
+                case startedAt
+                case pulledSince
+                case images
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RescanRunList`.
+        package struct RescanRunList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RescanRunList/nextRunAt`.
+            package var nextRunAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/RescanRunList/items`.
+            package var items: [Components.Schemas.RescanRun]
+            /// Creates a new `RescanRunList`.
+            ///
+            /// - Parameters:
+            ///   - nextRunAt:
+            ///   - items:
+            package init(
+                nextRunAt: Foundation.Date? = nil,
+                items: [Components.Schemas.RescanRun]
+            ) {
+                self.nextRunAt = nextRunAt
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case nextRunAt
                 case items
             }
         }

@@ -19,28 +19,87 @@ package import struct Foundation.Date
 package protocol APIProtocol: Sendable {
     /// Accept a Docker distribution notification envelope from a registry.
     ///
-    /// The registry is identified by the host of its events (`request.host`, else the host of `target.url`).
-    /// Manifest pushes of registries in enabled subscriptions become scan requests; blob events, pulls
-    /// and events already recorded (same event `id`) are recorded or ignored without a scan.
+    /// The registry is identified by the host of its events (`request.host`, else the host of `target.url`)
+    /// and authenticated by its webhook secret: `Authorization: Bearer <secret>` (distribution's endpoint
+    /// `headers` setting). The request only validates and durably records the manifest events (push, pull,
+    /// delete and mount; tag deletions too); blob events are counted as ignored. Everything else (image
+    /// inventory, pulls, scan requests, deletions) happens afterwards. An event already recorded for the
+    /// registry (same `id`) is a duplicate and has no second effect.
     ///
     ///
     /// - Remark: HTTP `POST /v1/events/distribution`.
     /// - Remark: Generated from `#/paths//v1/events/distribution/post(receiveDistributionEvents)`.
     func receiveDistributionEvents(_ input: Operations.ReceiveDistributionEvents.Input) async throws -> Operations.ReceiveDistributionEvents.Output
+    /// Accept one Azure Container Registry webhook event (push, delete, quarantine).
+    ///
+    /// ACR posts one event per request (learn.microsoft.com, "Azure Container Registry webhook reference"),
+    /// shaped like a distribution event, with the custom headers of the webhook: set
+    /// `Authorization: Bearer <secret>`. `quarantine` (an image pushed into a quarantine-enabled registry)
+    /// is scanned like a push. `chart_push` and `chart_delete` (Helm charts) are ignored.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/events/acr`.
+    /// - Remark: Generated from `#/paths//v1/events/acr/post(receiveACREvent)`.
+    func receiveACREvent(_ input: Operations.ReceiveACREvent.Input) async throws -> Operations.ReceiveACREvent.Output
+    /// Accept one Harbor webhook, in Harbor's default or its CloudEvents 1.0 (structured mode) format.
+    ///
+    /// Harbor (goharbor.io, "Configure Webhooks") sends the policy's auth header as `Authorization`: set it to
+    /// `Bearer <secret>` (or the bare secret). PUSH_ARTIFACT / harbor.artifact.pushed, PULL_ARTIFACT /
+    /// harbor.artifact.pulled and DELETE_ARTIFACT / harbor.artifact.deleted are recorded, one event per
+    /// resource; other event types (scanning, quota, replication, tag retention) are ignored. The registry
+    /// is identified by the host of the resources' `resource_url`. CloudEvents are idempotent by their `id`;
+    /// default-format payloads carry no ID, so theirs is derived from the content (type, time, operator,
+    /// repository and resources), which Harbor resends unchanged on retry.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/events/harbor`.
+    /// - Remark: Generated from `#/paths//v1/events/harbor/post(receiveHarborEvent)`.
+    func receiveHarborEvent(_ input: Operations.ReceiveHarborEvent.Input) async throws -> Operations.ReceiveHarborEvent.Output
     /// The most recently recorded registry events of a registry.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.
     func listEvents(_ input: Operations.ListEvents.Input) async throws -> Operations.ListEvents.Output
+    /// Set or rotate the registry's webhook secret; the secret is returned once and only its SHA-256 is stored.
+    ///
+    /// Without a body secret, a random one (32 bytes, base64url) is generated. The previous secret stops
+    /// working at once. Registries send it as `Authorization: Bearer <secret>`.
+    ///
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/registries/{registryId}/webhook-secret`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/webhook-secret/put(setWebhookSecret)`.
+    func setWebhookSecret(_ input: Operations.SetWebhookSecret.Input) async throws -> Operations.SetWebhookSecret.Output
+    /// The registry's images as its events describe them: tags now pointing at each digest, last push and pull, deletion.
+    ///
+    /// A tag that moved to another digest leaves the old digest listed (without the tag) while it can still
+    /// be pulled by digest; a deleted manifest is listed with `deletedAt` only when `includeDeleted` is true.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/images`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/images/get(listImages)`.
+    func listImages(_ input: Operations.ListImages.Input) async throws -> Operations.ListImages.Output
+    /// Request a rescan (trigger `rescan`, never billed) of every image pulled in the last days now, as the weekly schedule does.
+    ///
+    /// - Remark: HTTP `POST /internal/v1/rescans`.
+    /// - Remark: Generated from `#/paths//internal/v1/rescans/post(runRescan)`.
+    func runRescan(_ input: Operations.RunRescan.Input) async throws -> Operations.RunRescan.Output
+    /// The recently-pulled rescan runs, newest first, and when the next scheduled one is due.
+    ///
+    /// - Remark: HTTP `GET /v1/rescans`.
+    /// - Remark: Generated from `#/paths//v1/rescans/get(listRescans)`.
+    func listRescans(_ input: Operations.ListRescans.Input) async throws -> Operations.ListRescans.Output
 }
 
 /// Convenience overloads for operation inputs.
 extension APIProtocol {
     /// Accept a Docker distribution notification envelope from a registry.
     ///
-    /// The registry is identified by the host of its events (`request.host`, else the host of `target.url`).
-    /// Manifest pushes of registries in enabled subscriptions become scan requests; blob events, pulls
-    /// and events already recorded (same event `id`) are recorded or ignored without a scan.
+    /// The registry is identified by the host of its events (`request.host`, else the host of `target.url`)
+    /// and authenticated by its webhook secret: `Authorization: Bearer <secret>` (distribution's endpoint
+    /// `headers` setting). The request only validates and durably records the manifest events (push, pull,
+    /// delete and mount; tag deletions too); blob events are counted as ignored. Everything else (image
+    /// inventory, pulls, scan requests, deletions) happens afterwards. An event already recorded for the
+    /// registry (same `id`) is a duplicate and has no second effect.
     ///
     ///
     /// - Remark: HTTP `POST /v1/events/distribution`.
@@ -50,6 +109,47 @@ extension APIProtocol {
         body: Operations.ReceiveDistributionEvents.Input.Body
     ) async throws -> Operations.ReceiveDistributionEvents.Output {
         try await receiveDistributionEvents(Operations.ReceiveDistributionEvents.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Accept one Azure Container Registry webhook event (push, delete, quarantine).
+    ///
+    /// ACR posts one event per request (learn.microsoft.com, "Azure Container Registry webhook reference"),
+    /// shaped like a distribution event, with the custom headers of the webhook: set
+    /// `Authorization: Bearer <secret>`. `quarantine` (an image pushed into a quarantine-enabled registry)
+    /// is scanned like a push. `chart_push` and `chart_delete` (Helm charts) are ignored.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/events/acr`.
+    /// - Remark: Generated from `#/paths//v1/events/acr/post(receiveACREvent)`.
+    package func receiveACREvent(
+        headers: Operations.ReceiveACREvent.Input.Headers = .init(),
+        body: Operations.ReceiveACREvent.Input.Body
+    ) async throws -> Operations.ReceiveACREvent.Output {
+        try await receiveACREvent(Operations.ReceiveACREvent.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Accept one Harbor webhook, in Harbor's default or its CloudEvents 1.0 (structured mode) format.
+    ///
+    /// Harbor (goharbor.io, "Configure Webhooks") sends the policy's auth header as `Authorization`: set it to
+    /// `Bearer <secret>` (or the bare secret). PUSH_ARTIFACT / harbor.artifact.pushed, PULL_ARTIFACT /
+    /// harbor.artifact.pulled and DELETE_ARTIFACT / harbor.artifact.deleted are recorded, one event per
+    /// resource; other event types (scanning, quota, replication, tag retention) are ignored. The registry
+    /// is identified by the host of the resources' `resource_url`. CloudEvents are idempotent by their `id`;
+    /// default-format payloads carry no ID, so theirs is derived from the content (type, time, operator,
+    /// repository and resources), which Harbor resends unchanged on retry.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/events/harbor`.
+    /// - Remark: Generated from `#/paths//v1/events/harbor/post(receiveHarborEvent)`.
+    package func receiveHarborEvent(
+        headers: Operations.ReceiveHarborEvent.Input.Headers = .init(),
+        body: Operations.ReceiveHarborEvent.Input.Body
+    ) async throws -> Operations.ReceiveHarborEvent.Output {
+        try await receiveHarborEvent(Operations.ReceiveHarborEvent.Input(
             headers: headers,
             body: body
         ))
@@ -66,6 +166,58 @@ extension APIProtocol {
             query: query,
             headers: headers
         ))
+    }
+    /// Set or rotate the registry's webhook secret; the secret is returned once and only its SHA-256 is stored.
+    ///
+    /// Without a body secret, a random one (32 bytes, base64url) is generated. The previous secret stops
+    /// working at once. Registries send it as `Authorization: Bearer <secret>`.
+    ///
+    ///
+    /// - Remark: HTTP `PUT /v1/tenants/{tenantId}/registries/{registryId}/webhook-secret`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/webhook-secret/put(setWebhookSecret)`.
+    package func setWebhookSecret(
+        path: Operations.SetWebhookSecret.Input.Path,
+        headers: Operations.SetWebhookSecret.Input.Headers = .init(),
+        body: Operations.SetWebhookSecret.Input.Body? = nil
+    ) async throws -> Operations.SetWebhookSecret.Output {
+        try await setWebhookSecret(Operations.SetWebhookSecret.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// The registry's images as its events describe them: tags now pointing at each digest, last push and pull, deletion.
+    ///
+    /// A tag that moved to another digest leaves the old digest listed (without the tag) while it can still
+    /// be pulled by digest; a deleted manifest is listed with `deletedAt` only when `includeDeleted` is true.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/images`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/images/get(listImages)`.
+    package func listImages(
+        path: Operations.ListImages.Input.Path,
+        query: Operations.ListImages.Input.Query = .init(),
+        headers: Operations.ListImages.Input.Headers = .init()
+    ) async throws -> Operations.ListImages.Output {
+        try await listImages(Operations.ListImages.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// Request a rescan (trigger `rescan`, never billed) of every image pulled in the last days now, as the weekly schedule does.
+    ///
+    /// - Remark: HTTP `POST /internal/v1/rescans`.
+    /// - Remark: Generated from `#/paths//internal/v1/rescans/post(runRescan)`.
+    package func runRescan(headers: Operations.RunRescan.Input.Headers = .init()) async throws -> Operations.RunRescan.Output {
+        try await runRescan(Operations.RunRescan.Input(headers: headers))
+    }
+    /// The recently-pulled rescan runs, newest first, and when the next scheduled one is due.
+    ///
+    /// - Remark: HTTP `GET /v1/rescans`.
+    /// - Remark: Generated from `#/paths//v1/rescans/get(listRescans)`.
+    package func listRescans(headers: Operations.ListRescans.Input.Headers = .init()) async throws -> Operations.ListRescans.Output {
+        try await listRescans(Operations.ListRescans.Input(headers: headers))
     }
 }
 

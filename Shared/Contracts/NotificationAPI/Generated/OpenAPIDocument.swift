@@ -5,20 +5,117 @@ package let openAPIDocument = #"""
 openapi: 3.1.0
 info:
   title: Gantry Notification
-  version: 0.1.0
+  version: 0.2.0
   description: |
-    Alerts on problems only, delivered to webhooks signed with HMAC-SHA256, with retries and a delivery log.
+    Alerts on problems only, routed by rules to channels, delivered with retries and a delivery log.
+
+    - **Alert kinds.** `imageUnhealthy` (an image's assessment changed to Unhealthy; sent by findings-policy),
+      `newFindings` (findings that appeared on an image already scanned, after a feed update), `scansFailing`
+      (scans of an image failing repeatedly), `feedsStale` (a vulnerability feed not updated for too long),
+      `registryUnreachable` (a registry that cannot be reached). `imageHealthy` is a state signal, never
+      delivered: it ends an image's unhealthy episode so that a later change to Unhealthy alerts again.
+      NOTE: only `imageUnhealthy` has a producer today; the other kinds are accepted here so that producers
+      (findings-policy re-evaluation, scanner, discovery) can send them without a contract change.
+    - **Rules.** Each rule of a subscription names one alert kind, a minimum severity (finding kinds), a
+      threshold of consecutive failures (`scansFailing`, 3 by default) and the channels to notify. A
+      subscription without any rule uses the default route: every alert to every channel.
+    - **Noise control.** One alert per change of an image's state: an `imageUnhealthy` for an image already
+      alerted as unhealthy, with no finding that was not alerted before, is suppressed (an unchanged rescan
+      alerts nobody); `newFindings` lists only findings never alerted for the image and is suppressed when
+      none is left. `scansFailing`, `feedsStale` and `registryUnreachable` alert once per rule and episode
+      (`since`); a successful scan of the image (any image kind) ends a failing streak. All findings of one
+      image arrive as one message per channel.
+    - **Channels.** `webhook`: the alert JSON, signed (below). `slack`: a Slack incoming-webhook message
+      (`text` and Block Kit `blocks`). `teams`: a Microsoft Teams incoming-webhook (Workflows) message carrying an
+      Adaptive Card 1.4. `cloudevents`: a CloudEvents 1.0 event in structured mode
+      (`application/cloudevents+json`, `id` = the alert's message ID, `type` = `gantry.alert.<kind>`), signed
+      when a secret is set. `email`: a plain-text message per recipient over SMTP (the deployment's relay,
+      `GANTRY_SMTP_URL`), with STARTTLS whenever the server offers it.
+    - **Signatures.** `X-Gantry-Timestamp` carries the Unix time of the attempt (seconds) and
+      `X-Gantry-Signature` is `sha256=` followed by the lowercase hex HMAC-SHA256 (RFC 2104), keyed with the
+      channel's secret, of `<timestamp>.<body>` (the timestamp's ASCII digits, a full stop, the exact body
+      bytes). Receivers recompute it, compare in constant time, and reject timestamps more than 300 seconds
+      from their clock (the replay window); each retry is signed afresh. `X-Gantry-Delivery` is the delivery ID,
+      the same on every attempt and redelivery: receivers deduplicate by it. `X-Gantry-Event` is the alert kind.
+    - **Delivery.** Deliveries are queued in the same transaction that records the alert. Failed attempts are
+      retried with exponential backoff (10 s doubling, at most 1 h apart, ±20 % jitter) until 24 hours after the
+      delivery was queued (`GANTRY_NOTIFICATION_RETRY_WINDOW_SECONDS`), then the delivery is `dead`. An SMTP
+      5xx reply is permanent and dead at once; so is a channel deleted or refused by the SSRF guard. Every
+      attempt has a timeout (`GANTRY_NOTIFICATION_TIMEOUT_MS`, 10 s) and a channel has one attempt in flight at a
+      time, so a slow or failing receiver delays nobody else. Redirects are never followed.
+
     Errors are RFC 9457 `application/problem+json`. Routes under `/internal` take service tokens only.
+    NOTE: the `/v1/tenants/...` routes are for the tenant's Security Admins; user authentication does not exist
+    yet, so they are not yet restricted.
 servers:
   - url: http://127.0.0.1:8086
 paths:
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+    post:
+      operationId: createChannel
+      summary: Add a channel (webhook, slack, teams, cloudevents or email) to a subscription.
+      description: |
+        URL channels need an absolute http(s) URL that passes the SSRF guard (never private, link-local or
+        unspecified addresses; loopback and plain http only in the development profile). `webhook` needs a
+        `secret`; `cloudevents` may have one; `email` needs `recipients` and an SMTP relay configured for the
+        deployment.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ChannelCreate' }
+      responses:
+        '201':
+          description: The channel; its secret is never returned.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Channel' }
+        '400': { $ref: '#/components/responses/Problem' }
+    get:
+      operationId: listChannels
+      summary: The channels of a subscription, oldest first (deleted ones are left out).
+      responses:
+        '200':
+          description: Channels.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ChannelList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/ChannelID' }
+    get:
+      operationId: getChannel
+      summary: One channel.
+      responses:
+        '200':
+          description: The channel.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Channel' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+    delete:
+      operationId: deleteChannel
+      summary: Delete a channel that no rule names; its pending deliveries become dead, its log stays.
+      responses:
+        '204':
+          description: Deleted.
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks:
     parameters:
       - { $ref: '#/components/parameters/TenantID' }
       - { $ref: '#/components/parameters/SubscriptionID' }
     post:
       operationId: createWebhook
-      summary: Add a webhook channel to a subscription.
+      summary: Add a signed `webhook` channel (shorthand for `createChannel` with type `webhook`).
       requestBody:
         required: true
         content:
@@ -33,13 +130,83 @@ paths:
         '400': { $ref: '#/components/responses/Problem' }
     get:
       operationId: listWebhooks
-      summary: The webhooks of a subscription.
+      summary: The `webhook` channels of a subscription.
       responses:
         '200':
           description: Webhooks.
           content:
             application/json:
               schema: { $ref: '#/components/schemas/WebhookList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+    post:
+      operationId: createRule
+      summary: Add an alert rule; its channels must belong to the subscription.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/RuleCreate' }
+      responses:
+        '201':
+          description: The rule.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Rule' }
+        '400': { $ref: '#/components/responses/Problem' }
+    get:
+      operationId: listRules
+      summary: The alert rules of a subscription, oldest first.
+      responses:
+        '200':
+          description: Rules.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/RuleList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/RuleID' }
+    get:
+      operationId: getRule
+      summary: One rule.
+      responses:
+        '200':
+          description: The rule.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Rule' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+    delete:
+      operationId: deleteRule
+      summary: Delete a rule.
+      responses:
+        '204':
+          description: Deleted.
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/alerts:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+    get:
+      operationId: listAlerts
+      summary: The alerts received for a subscription, newest first, with what became of each.
+      parameters:
+        - { $ref: '#/components/parameters/Limit' }
+      responses:
+        '200':
+          description: Alerts.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/AlertRecordList' }
+        '400': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries:
     parameters:
       - { $ref: '#/components/parameters/TenantID' }
@@ -47,16 +214,65 @@ paths:
     get:
       operationId: listDeliveries
       summary: The delivery log of a subscription, newest first.
+      parameters:
+        - name: status
+          in: query
+          required: false
+          schema: { $ref: '#/components/schemas/DeliveryStatus' }
+        - name: channelId
+          in: query
+          required: false
+          schema: { type: string, format: uuid }
+        - { $ref: '#/components/parameters/Limit' }
       responses:
         '200':
           description: Deliveries.
           content:
             application/json:
               schema: { $ref: '#/components/schemas/DeliveryList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/DeliveryID' }
+    get:
+      operationId: getDelivery
+      summary: One delivery with every attempt.
+      responses:
+        '200':
+          description: The delivery.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/DeliveryDetail' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/DeliveryID' }
+    post:
+      operationId: redeliver
+      summary: Send a delivered or dead delivery again, now, with a fresh retry window (same delivery ID).
+      responses:
+        '202':
+          description: The delivery, pending again.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Delivery' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
   /internal/v1/alerts:
     post:
       operationId: raiseAlert
-      summary: Raise an alert (idempotent by messageId); one delivery per webhook of the subscription.
+      summary: Raise an alert (idempotent by messageId); rules and noise control decide the deliveries.
+      description: |
+        `tenantId` and `subscriptionId` are required except for `feedsStale`, which without them goes to every
+        subscription with a `feedsStale` rule. Image kinds need `imageDigest`, `repositoryName` and
+        `registryHost`; `registryUnreachable` needs `registryHost` and `since`; `feedsStale` needs `feed` and
+        `since`; `newFindings` needs at least one finding.
       requestBody:
         required: true
         content:
@@ -64,7 +280,7 @@ paths:
             schema: { $ref: '#/components/schemas/Alert' }
       responses:
         '202':
-          description: Deliveries queued.
+          description: Deliveries queued (0 for a repeated message, a suppressed or an unrouted alert).
           content:
             application/json:
               schema: { $ref: '#/components/schemas/AlertReceipt' }
@@ -81,6 +297,27 @@ components:
       in: path
       required: true
       schema: { type: string, format: uuid }
+    ChannelID:
+      name: channelId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    RuleID:
+      name: ruleId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    DeliveryID:
+      name: deliveryId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    Limit:
+      name: limit
+      in: query
+      required: false
+      description: At most this many items (1 to 500; 100 by default).
+      schema: { type: integer, minimum: 1, maximum: 500 }
   responses:
     Problem:
       description: An RFC 9457 problem.
@@ -96,6 +333,59 @@ components:
         status: { type: integer }
         detail: { type: string }
         instance: { type: string }
+    Severity:
+      type: string
+      enum: [Unknown, Negligible, Low, Medium, High, Critical]
+    AlertKind:
+      description: The conditions a rule can alert on.
+      type: string
+      enum: [imageUnhealthy, newFindings, scansFailing, feedsStale, registryUnreachable]
+    ChannelType:
+      type: string
+      enum: [webhook, slack, teams, cloudevents, email]
+    ChannelCreate:
+      type: object
+      required: [type, name]
+      properties:
+        type: { $ref: '#/components/schemas/ChannelType' }
+        name: { type: string, minLength: 1, maxLength: 100 }
+        url:
+          description: The receiver (all types but `email`).
+          type: string
+          maxLength: 2048
+        secret:
+          description: The HMAC-SHA256 key (16 to 512 characters); required for `webhook`, optional for `cloudevents`.
+          type: string
+          minLength: 16
+          maxLength: 512
+        recipients:
+          description: E-mail addresses (`email` only), 1 to 20.
+          type: array
+          minItems: 1
+          maxItems: 20
+          items: { type: string, maxLength: 254 }
+    Channel:
+      type: object
+      required: [id, type, name, signed, createdAt]
+      properties:
+        id: { type: string, format: uuid }
+        type: { $ref: '#/components/schemas/ChannelType' }
+        name: { type: string }
+        url: { type: string }
+        recipients:
+          type: array
+          items: { type: string }
+        signed:
+          description: Whether deliveries carry an HMAC signature (a secret is set).
+          type: boolean
+        createdAt: { type: string, format: date-time }
+    ChannelList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/Channel' }
     WebhookCreate:
       type: object
       required: [url, secret]
@@ -116,49 +406,170 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/Webhook' }
+    RuleCreate:
+      description: |
+        `minSeverity` (for `imageUnhealthy` and `newFindings`): alert only on findings at or above it (any by default).
+      type: object
+      required: [name, kind, channelIds]
+      properties:
+        name: { type: string, minLength: 1, maxLength: 100 }
+        kind: { $ref: '#/components/schemas/AlertKind' }
+        minSeverity: { $ref: '#/components/schemas/Severity' }
+        minConsecutiveFailures:
+          description: 'For `scansFailing`: alert when this many scans in a row have failed (3 by default).'
+          type: integer
+          minimum: 1
+          maximum: 1000
+        channelIds:
+          type: array
+          minItems: 1
+          maxItems: 20
+          items: { type: string, format: uuid }
+    Rule:
+      type: object
+      required: [id, name, kind, channelIds, createdAt]
+      properties:
+        id: { type: string, format: uuid }
+        name: { type: string }
+        kind: { $ref: '#/components/schemas/AlertKind' }
+        minSeverity: { $ref: '#/components/schemas/Severity' }
+        minConsecutiveFailures: { type: integer }
+        channelIds:
+          type: array
+          items: { type: string, format: uuid }
+        createdAt: { type: string, format: date-time }
+    RuleList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/Rule' }
     AlertFinding:
       type: object
       required: [vulnerabilityId, packageName, installedVersion, severity]
       properties:
-        vulnerabilityId: { type: string }
-        packageName: { type: string }
-        installedVersion: { type: string }
-        fixedVersion: { type: string }
-        severity: { type: string }
+        vulnerabilityId: { type: string, maxLength: 200 }
+        packageName: { type: string, maxLength: 500 }
+        installedVersion: { type: string, maxLength: 500 }
+        fixedVersion: { type: string, maxLength: 500 }
+        severity:
+          description: One of Unknown, Negligible, Low, Medium, High, Critical (any letter case).
+          type: string
     Alert:
       type: object
-      required: [messageId, tenantId, subscriptionId, kind, imageDigest, repositoryName, registryHost, summary, findings]
+      required: [messageId, kind, summary]
       properties:
         messageId: { type: string, minLength: 1, maxLength: 200 }
         tenantId: { type: string, format: uuid }
         subscriptionId: { type: string, format: uuid }
-        kind: { type: string, enum: [imageUnhealthy] }
+        kind:
+          type: string
+          enum: [imageUnhealthy, newFindings, scansFailing, feedsStale, registryUnreachable, imageHealthy]
         imageDigest: { type: string }
         repositoryName: { type: string }
-        registryHost: { type: string }
-        summary: { type: string }
+        registryHost: { type: string, maxLength: 255 }
+        summary: { type: string, minLength: 1, maxLength: 2000 }
         findings:
           type: array
+          maxItems: 20000
           items: { $ref: '#/components/schemas/AlertFinding' }
+        since:
+          description: When the problem began (first failed scan of the streak, first failed registry contact, the feed's last update); one episode per value.
+          type: string
+          format: date-time
+        consecutiveFailures:
+          description: '`scansFailing`: scans of the image failed in a row so far.'
+          type: integer
+          minimum: 1
+        feed:
+          description: '`feedsStale`: the feed''s name (for example `alpine-secdb`).'
+          type: string
+          maxLength: 200
+        detail:
+          description: The last error or other detail worth showing (a registry's or scan's error).
+          type: string
+          maxLength: 2000
     AlertReceipt:
       type: object
       required: [deliveries]
       properties:
         deliveries: { type: integer }
+    AlertRecord:
+      type: object
+      required: [messageId, kind, outcome, deliveries, receivedAt]
+      properties:
+        messageId: { type: string }
+        kind: { type: string }
+        outcome:
+          description: '`routed` (deliveries queued), `suppressed` (noise control), `unrouted` (no rule or channel matched), `recorded` (a state signal).'
+          type: string
+          enum: [routed, suppressed, unrouted, recorded]
+        reason: { type: string }
+        deliveries: { type: integer }
+        imageDigest: { type: string }
+        repositoryName: { type: string }
+        registryHost: { type: string }
+        receivedAt: { type: string, format: date-time }
+    AlertRecordList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/AlertRecord' }
+    DeliveryStatus:
+      type: string
+      enum: [pending, delivered, dead]
     Delivery:
       type: object
-      required: [id, webhookId, alertId, url, status, attempts, createdAt]
+      required: [id, channelId, channelType, alertId, url, status, attempts, createdAt, giveUpAt]
       properties:
         id: { type: string, format: uuid }
-        webhookId: { type: string, format: uuid }
+        channelId: { type: string, format: uuid }
+        channelType: { $ref: '#/components/schemas/ChannelType' }
         alertId: { type: string }
-        url: { type: string }
-        status: { type: string, enum: [pending, delivered, dead] }
+        url:
+          description: Where it goes; `mailto:` for e-mail.
+          type: string
+        status: { $ref: '#/components/schemas/DeliveryStatus' }
         attempts: { type: integer }
-        lastStatusCode: { type: integer }
+        lastStatusCode:
+          description: The HTTP status of the last attempt, or the SMTP reply code for e-mail.
+          type: integer
         lastError: { type: string }
         createdAt: { type: string, format: date-time }
+        lastAttemptAt: { type: string, format: date-time }
+        nextAttemptAt:
+          description: When the next attempt is due (pending only).
+          type: string
+          format: date-time
+        giveUpAt:
+          description: After this time a failed delivery is dead instead of retried.
+          type: string
+          format: date-time
         deliveredAt: { type: string, format: date-time }
+    DeliveryAttempt:
+      type: object
+      required: [attempt, startedAt, durationMs, outcome]
+      properties:
+        attempt: { type: integer }
+        startedAt: { type: string, format: date-time }
+        durationMs: { type: integer }
+        outcome:
+          description: '`delivered`, `failed` (retried) or `rejected` (permanent, not retried).'
+          type: string
+          enum: [delivered, failed, rejected]
+        statusCode: { type: integer }
+        error: { type: string }
+    DeliveryDetail:
+      type: object
+      required: [delivery, attempts]
+      properties:
+        delivery: { $ref: '#/components/schemas/Delivery' }
+        attempts:
+          type: array
+          items: { $ref: '#/components/schemas/DeliveryAttempt' }
     DeliveryList:
       type: object
       required: [items]

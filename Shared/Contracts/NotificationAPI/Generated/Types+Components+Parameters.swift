@@ -22,5 +22,15 @@ extension Components {
         package typealias TenantID = Swift.String
         /// - Remark: Generated from `#/components/parameters/SubscriptionID`.
         package typealias SubscriptionID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/ChannelID`.
+        package typealias ChannelID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/RuleID`.
+        package typealias RuleID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/DeliveryID`.
+        package typealias DeliveryID = Swift.String
+        /// At most this many items (1 to 500; 100 by default).
+        ///
+        /// - Remark: Generated from `#/components/parameters/Limit`.
+        package typealias Limit = Swift.Int
     }
 }

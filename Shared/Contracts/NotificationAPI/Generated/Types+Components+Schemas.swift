@@ -59,6 +59,150 @@ extension Components {
                 case instance
             }
         }
+        /// - Remark: Generated from `#/components/schemas/Severity`.
+        @frozen package enum Severity: String, Codable, Hashable, Sendable, CaseIterable {
+            case unknown = "Unknown"
+            case negligible = "Negligible"
+            case low = "Low"
+            case medium = "Medium"
+            case high = "High"
+            case critical = "Critical"
+        }
+        /// The conditions a rule can alert on.
+        ///
+        /// - Remark: Generated from `#/components/schemas/AlertKind`.
+        @frozen package enum AlertKind: String, Codable, Hashable, Sendable, CaseIterable {
+            case imageUnhealthy = "imageUnhealthy"
+            case newFindings = "newFindings"
+            case scansFailing = "scansFailing"
+            case feedsStale = "feedsStale"
+            case registryUnreachable = "registryUnreachable"
+        }
+        /// - Remark: Generated from `#/components/schemas/ChannelType`.
+        @frozen package enum ChannelType: String, Codable, Hashable, Sendable, CaseIterable {
+            case webhook = "webhook"
+            case slack = "slack"
+            case teams = "teams"
+            case cloudevents = "cloudevents"
+            case email = "email"
+        }
+        /// - Remark: Generated from `#/components/schemas/ChannelCreate`.
+        package struct ChannelCreate: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ChannelCreate/type`.
+            package var _type: Components.Schemas.ChannelType
+            /// - Remark: Generated from `#/components/schemas/ChannelCreate/name`.
+            package var name: Swift.String
+            /// The receiver (all types but `email`).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ChannelCreate/url`.
+            package var url: Swift.String?
+            /// The HMAC-SHA256 key (16 to 512 characters); required for `webhook`, optional for `cloudevents`.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ChannelCreate/secret`.
+            package var secret: Swift.String?
+            /// E-mail addresses (`email` only), 1 to 20.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ChannelCreate/recipients`.
+            package var recipients: [Swift.String]?
+            /// Creates a new `ChannelCreate`.
+            ///
+            /// - Parameters:
+            ///   - _type:
+            ///   - name:
+            ///   - url: The receiver (all types but `email`).
+            ///   - secret: The HMAC-SHA256 key (16 to 512 characters); required for `webhook`, optional for `cloudevents`.
+            ///   - recipients: E-mail addresses (`email` only), 1 to 20.
+            package init(
+                _type: Components.Schemas.ChannelType,
+                name: Swift.String,
+                url: Swift.String? = nil,
+                secret: Swift.String? = nil,
+                recipients: [Swift.String]? = nil
+            ) {
+                self._type = _type
+                self.name = name
+                self.url = url
+                self.secret = secret
+                self.recipients = recipients
+            }
+            package enum CodingKeys: String, CodingKey {
+                case _type = "type"
+                case name
+                case url
+                case secret
+                case recipients
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Channel`.
+        package struct Channel: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Channel/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Channel/type`.
+            package var _type: Components.Schemas.ChannelType
+            /// - Remark: Generated from `#/components/schemas/Channel/name`.
+            package var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Channel/url`.
+            package var url: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Channel/recipients`.
+            package var recipients: [Swift.String]?
+            /// Whether deliveries carry an HMAC signature (a secret is set).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Channel/signed`.
+            package var signed: Swift.Bool
+            /// - Remark: Generated from `#/components/schemas/Channel/createdAt`.
+            package var createdAt: Foundation.Date
+            /// Creates a new `Channel`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - _type:
+            ///   - name:
+            ///   - url:
+            ///   - recipients:
+            ///   - signed: Whether deliveries carry an HMAC signature (a secret is set).
+            ///   - createdAt:
+            package init(
+                id: Swift.String,
+                _type: Components.Schemas.ChannelType,
+                name: Swift.String,
+                url: Swift.String? = nil,
+                recipients: [Swift.String]? = nil,
+                signed: Swift.Bool,
+                createdAt: Foundation.Date
+            ) {
+                self.id = id
+                self._type = _type
+                self.name = name
+                self.url = url
+                self.recipients = recipients
+                self.signed = signed
+                self.createdAt = createdAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case _type = "type"
+                case name
+                case url
+                case recipients
+                case signed
+                case createdAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ChannelList`.
+        package struct ChannelList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ChannelList/items`.
+            package var items: [Components.Schemas.Channel]
+            /// Creates a new `ChannelList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.Channel]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
         /// - Remark: Generated from `#/components/schemas/WebhookCreate`.
         package struct WebhookCreate: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/WebhookCreate/url`.
@@ -126,6 +270,120 @@ extension Components {
                 case items
             }
         }
+        /// `minSeverity` (for `imageUnhealthy` and `newFindings`): alert only on findings at or above it (any by default).
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/RuleCreate`.
+        package struct RuleCreate: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RuleCreate/name`.
+            package var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/RuleCreate/kind`.
+            package var kind: Components.Schemas.AlertKind
+            /// - Remark: Generated from `#/components/schemas/RuleCreate/minSeverity`.
+            package var minSeverity: Components.Schemas.Severity?
+            /// For `scansFailing`: alert when this many scans in a row have failed (3 by default).
+            ///
+            /// - Remark: Generated from `#/components/schemas/RuleCreate/minConsecutiveFailures`.
+            package var minConsecutiveFailures: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/RuleCreate/channelIds`.
+            package var channelIds: [Swift.String]
+            /// Creates a new `RuleCreate`.
+            ///
+            /// - Parameters:
+            ///   - name:
+            ///   - kind:
+            ///   - minSeverity:
+            ///   - minConsecutiveFailures: For `scansFailing`: alert when this many scans in a row have failed (3 by default).
+            ///   - channelIds:
+            package init(
+                name: Swift.String,
+                kind: Components.Schemas.AlertKind,
+                minSeverity: Components.Schemas.Severity? = nil,
+                minConsecutiveFailures: Swift.Int? = nil,
+                channelIds: [Swift.String]
+            ) {
+                self.name = name
+                self.kind = kind
+                self.minSeverity = minSeverity
+                self.minConsecutiveFailures = minConsecutiveFailures
+                self.channelIds = channelIds
+            }
+            package enum CodingKeys: String, CodingKey {
+                case name
+                case kind
+                case minSeverity
+                case minConsecutiveFailures
+                case channelIds
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Rule`.
+        package struct Rule: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Rule/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Rule/name`.
+            package var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Rule/kind`.
+            package var kind: Components.Schemas.AlertKind
+            /// - Remark: Generated from `#/components/schemas/Rule/minSeverity`.
+            package var minSeverity: Components.Schemas.Severity?
+            /// - Remark: Generated from `#/components/schemas/Rule/minConsecutiveFailures`.
+            package var minConsecutiveFailures: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Rule/channelIds`.
+            package var channelIds: [Swift.String]
+            /// - Remark: Generated from `#/components/schemas/Rule/createdAt`.
+            package var createdAt: Foundation.Date
+            /// Creates a new `Rule`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - name:
+            ///   - kind:
+            ///   - minSeverity:
+            ///   - minConsecutiveFailures:
+            ///   - channelIds:
+            ///   - createdAt:
+            package init(
+                id: Swift.String,
+                name: Swift.String,
+                kind: Components.Schemas.AlertKind,
+                minSeverity: Components.Schemas.Severity? = nil,
+                minConsecutiveFailures: Swift.Int? = nil,
+                channelIds: [Swift.String],
+                createdAt: Foundation.Date
+            ) {
+                self.id = id
+                self.name = name
+                self.kind = kind
+                self.minSeverity = minSeverity
+                self.minConsecutiveFailures = minConsecutiveFailures
+                self.channelIds = channelIds
+                self.createdAt = createdAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case name
+                case kind
+                case minSeverity
+                case minConsecutiveFailures
+                case channelIds
+                case createdAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RuleList`.
+        package struct RuleList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RuleList/items`.
+            package var items: [Components.Schemas.Rule]
+            /// Creates a new `RuleList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.Rule]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
         /// - Remark: Generated from `#/components/schemas/AlertFinding`.
         package struct AlertFinding: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/AlertFinding/vulnerabilityId`.
@@ -136,6 +394,8 @@ extension Components {
             package var installedVersion: Swift.String
             /// - Remark: Generated from `#/components/schemas/AlertFinding/fixedVersion`.
             package var fixedVersion: Swift.String?
+            /// One of Unknown, Negligible, Low, Medium, High, Critical (any letter case).
+            ///
             /// - Remark: Generated from `#/components/schemas/AlertFinding/severity`.
             package var severity: Swift.String
             /// Creates a new `AlertFinding`.
@@ -145,7 +405,7 @@ extension Components {
             ///   - packageName:
             ///   - installedVersion:
             ///   - fixedVersion:
-            ///   - severity:
+            ///   - severity: One of Unknown, Negligible, Low, Medium, High, Critical (any letter case).
             package init(
                 vulnerabilityId: Swift.String,
                 packageName: Swift.String,
@@ -172,25 +432,46 @@ extension Components {
             /// - Remark: Generated from `#/components/schemas/Alert/messageId`.
             package var messageId: Swift.String
             /// - Remark: Generated from `#/components/schemas/Alert/tenantId`.
-            package var tenantId: Swift.String
+            package var tenantId: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Alert/subscriptionId`.
-            package var subscriptionId: Swift.String
+            package var subscriptionId: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Alert/kind`.
             @frozen package enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
                 case imageUnhealthy = "imageUnhealthy"
+                case newFindings = "newFindings"
+                case scansFailing = "scansFailing"
+                case feedsStale = "feedsStale"
+                case registryUnreachable = "registryUnreachable"
+                case imageHealthy = "imageHealthy"
             }
             /// - Remark: Generated from `#/components/schemas/Alert/kind`.
             package var kind: Components.Schemas.Alert.KindPayload
             /// - Remark: Generated from `#/components/schemas/Alert/imageDigest`.
-            package var imageDigest: Swift.String
+            package var imageDigest: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Alert/repositoryName`.
-            package var repositoryName: Swift.String
+            package var repositoryName: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Alert/registryHost`.
-            package var registryHost: Swift.String
+            package var registryHost: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Alert/summary`.
             package var summary: Swift.String
             /// - Remark: Generated from `#/components/schemas/Alert/findings`.
-            package var findings: [Components.Schemas.AlertFinding]
+            package var findings: [Components.Schemas.AlertFinding]?
+            /// When the problem began (first failed scan of the streak, first failed registry contact, the feed's last update); one episode per value.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Alert/since`.
+            package var since: Foundation.Date?
+            /// `scansFailing`: scans of the image failed in a row so far.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Alert/consecutiveFailures`.
+            package var consecutiveFailures: Swift.Int?
+            /// `feedsStale`: the feed's name (for example `alpine-secdb`).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Alert/feed`.
+            package var feed: Swift.String?
+            /// The last error or other detail worth showing (a registry's or scan's error).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Alert/detail`.
+            package var detail: Swift.String?
             /// Creates a new `Alert`.
             ///
             /// - Parameters:
@@ -203,16 +484,24 @@ extension Components {
             ///   - registryHost:
             ///   - summary:
             ///   - findings:
+            ///   - since: When the problem began (first failed scan of the streak, first failed registry contact, the feed's last update); one episode per value.
+            ///   - consecutiveFailures: `scansFailing`: scans of the image failed in a row so far.
+            ///   - feed: `feedsStale`: the feed's name (for example `alpine-secdb`).
+            ///   - detail: The last error or other detail worth showing (a registry's or scan's error).
             package init(
                 messageId: Swift.String,
-                tenantId: Swift.String,
-                subscriptionId: Swift.String,
+                tenantId: Swift.String? = nil,
+                subscriptionId: Swift.String? = nil,
                 kind: Components.Schemas.Alert.KindPayload,
-                imageDigest: Swift.String,
-                repositoryName: Swift.String,
-                registryHost: Swift.String,
+                imageDigest: Swift.String? = nil,
+                repositoryName: Swift.String? = nil,
+                registryHost: Swift.String? = nil,
                 summary: Swift.String,
-                findings: [Components.Schemas.AlertFinding]
+                findings: [Components.Schemas.AlertFinding]? = nil,
+                since: Foundation.Date? = nil,
+                consecutiveFailures: Swift.Int? = nil,
+                feed: Swift.String? = nil,
+                detail: Swift.String? = nil
             ) {
                 self.messageId = messageId
                 self.tenantId = tenantId
@@ -223,6 +512,10 @@ extension Components {
                 self.registryHost = registryHost
                 self.summary = summary
                 self.findings = findings
+                self.since = since
+                self.consecutiveFailures = consecutiveFailures
+                self.feed = feed
+                self.detail = detail
             }
             package enum CodingKeys: String, CodingKey {
                 case messageId
@@ -234,6 +527,10 @@ extension Components {
                 case registryHost
                 case summary
                 case findings
+                case since
+                case consecutiveFailures
+                case feed
+                case detail
             }
         }
         /// - Remark: Generated from `#/components/schemas/AlertReceipt`.
@@ -251,61 +548,177 @@ extension Components {
                 case deliveries
             }
         }
+        /// - Remark: Generated from `#/components/schemas/AlertRecord`.
+        package struct AlertRecord: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/messageId`.
+            package var messageId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/kind`.
+            package var kind: Swift.String
+            /// `routed` (deliveries queued), `suppressed` (noise control), `unrouted` (no rule or channel matched), `recorded` (a state signal).
+            ///
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/outcome`.
+            @frozen package enum OutcomePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case routed = "routed"
+                case suppressed = "suppressed"
+                case unrouted = "unrouted"
+                case recorded = "recorded"
+            }
+            /// `routed` (deliveries queued), `suppressed` (noise control), `unrouted` (no rule or channel matched), `recorded` (a state signal).
+            ///
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/outcome`.
+            package var outcome: Components.Schemas.AlertRecord.OutcomePayload
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/reason`.
+            package var reason: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/deliveries`.
+            package var deliveries: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/imageDigest`.
+            package var imageDigest: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/repositoryName`.
+            package var repositoryName: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/registryHost`.
+            package var registryHost: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/AlertRecord/receivedAt`.
+            package var receivedAt: Foundation.Date
+            /// Creates a new `AlertRecord`.
+            ///
+            /// - Parameters:
+            ///   - messageId:
+            ///   - kind:
+            ///   - outcome: `routed` (deliveries queued), `suppressed` (noise control), `unrouted` (no rule or channel matched), `recorded` (a state signal).
+            ///   - reason:
+            ///   - deliveries:
+            ///   - imageDigest:
+            ///   - repositoryName:
+            ///   - registryHost:
+            ///   - receivedAt:
+            package init(
+                messageId: Swift.String,
+                kind: Swift.String,
+                outcome: Components.Schemas.AlertRecord.OutcomePayload,
+                reason: Swift.String? = nil,
+                deliveries: Swift.Int,
+                imageDigest: Swift.String? = nil,
+                repositoryName: Swift.String? = nil,
+                registryHost: Swift.String? = nil,
+                receivedAt: Foundation.Date
+            ) {
+                self.messageId = messageId
+                self.kind = kind
+                self.outcome = outcome
+                self.reason = reason
+                self.deliveries = deliveries
+                self.imageDigest = imageDigest
+                self.repositoryName = repositoryName
+                self.registryHost = registryHost
+                self.receivedAt = receivedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case messageId
+                case kind
+                case outcome
+                case reason
+                case deliveries
+                case imageDigest
+                case repositoryName
+                case registryHost
+                case receivedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/AlertRecordList`.
+        package struct AlertRecordList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/AlertRecordList/items`.
+            package var items: [Components.Schemas.AlertRecord]
+            /// Creates a new `AlertRecordList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.AlertRecord]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DeliveryStatus`.
+        @frozen package enum DeliveryStatus: String, Codable, Hashable, Sendable, CaseIterable {
+            case pending = "pending"
+            case delivered = "delivered"
+            case dead = "dead"
+        }
         /// - Remark: Generated from `#/components/schemas/Delivery`.
         package struct Delivery: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/Delivery/id`.
             package var id: Swift.String
-            /// - Remark: Generated from `#/components/schemas/Delivery/webhookId`.
-            package var webhookId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Delivery/channelId`.
+            package var channelId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Delivery/channelType`.
+            package var channelType: Components.Schemas.ChannelType
             /// - Remark: Generated from `#/components/schemas/Delivery/alertId`.
             package var alertId: Swift.String
+            /// Where it goes; `mailto:` for e-mail.
+            ///
             /// - Remark: Generated from `#/components/schemas/Delivery/url`.
             package var url: Swift.String
             /// - Remark: Generated from `#/components/schemas/Delivery/status`.
-            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
-                case pending = "pending"
-                case delivered = "delivered"
-                case dead = "dead"
-            }
-            /// - Remark: Generated from `#/components/schemas/Delivery/status`.
-            package var status: Components.Schemas.Delivery.StatusPayload
+            package var status: Components.Schemas.DeliveryStatus
             /// - Remark: Generated from `#/components/schemas/Delivery/attempts`.
             package var attempts: Swift.Int
+            /// The HTTP status of the last attempt, or the SMTP reply code for e-mail.
+            ///
             /// - Remark: Generated from `#/components/schemas/Delivery/lastStatusCode`.
             package var lastStatusCode: Swift.Int?
             /// - Remark: Generated from `#/components/schemas/Delivery/lastError`.
             package var lastError: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Delivery/createdAt`.
             package var createdAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Delivery/lastAttemptAt`.
+            package var lastAttemptAt: Foundation.Date?
+            /// When the next attempt is due (pending only).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Delivery/nextAttemptAt`.
+            package var nextAttemptAt: Foundation.Date?
+            /// After this time a failed delivery is dead instead of retried.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Delivery/giveUpAt`.
+            package var giveUpAt: Foundation.Date
             /// - Remark: Generated from `#/components/schemas/Delivery/deliveredAt`.
             package var deliveredAt: Foundation.Date?
             /// Creates a new `Delivery`.
             ///
             /// - Parameters:
             ///   - id:
-            ///   - webhookId:
+            ///   - channelId:
+            ///   - channelType:
             ///   - alertId:
-            ///   - url:
+            ///   - url: Where it goes; `mailto:` for e-mail.
             ///   - status:
             ///   - attempts:
-            ///   - lastStatusCode:
+            ///   - lastStatusCode: The HTTP status of the last attempt, or the SMTP reply code for e-mail.
             ///   - lastError:
             ///   - createdAt:
+            ///   - lastAttemptAt:
+            ///   - nextAttemptAt: When the next attempt is due (pending only).
+            ///   - giveUpAt: After this time a failed delivery is dead instead of retried.
             ///   - deliveredAt:
             package init(
                 id: Swift.String,
-                webhookId: Swift.String,
+                channelId: Swift.String,
+                channelType: Components.Schemas.ChannelType,
                 alertId: Swift.String,
                 url: Swift.String,
-                status: Components.Schemas.Delivery.StatusPayload,
+                status: Components.Schemas.DeliveryStatus,
                 attempts: Swift.Int,
                 lastStatusCode: Swift.Int? = nil,
                 lastError: Swift.String? = nil,
                 createdAt: Foundation.Date,
+                lastAttemptAt: Foundation.Date? = nil,
+                nextAttemptAt: Foundation.Date? = nil,
+                giveUpAt: Foundation.Date,
                 deliveredAt: Foundation.Date? = nil
             ) {
                 self.id = id
-                self.webhookId = webhookId
+                self.channelId = channelId
+                self.channelType = channelType
                 self.alertId = alertId
                 self.url = url
                 self.status = status
@@ -313,11 +726,15 @@ extension Components {
                 self.lastStatusCode = lastStatusCode
                 self.lastError = lastError
                 self.createdAt = createdAt
+                self.lastAttemptAt = lastAttemptAt
+                self.nextAttemptAt = nextAttemptAt
+                self.giveUpAt = giveUpAt
                 self.deliveredAt = deliveredAt
             }
             package enum CodingKeys: String, CodingKey {
                 case id
-                case webhookId
+                case channelId
+                case channelType
                 case alertId
                 case url
                 case status
@@ -325,7 +742,90 @@ extension Components {
                 case lastStatusCode
                 case lastError
                 case createdAt
+                case lastAttemptAt
+                case nextAttemptAt
+                case giveUpAt
                 case deliveredAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DeliveryAttempt`.
+        package struct DeliveryAttempt: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/attempt`.
+            package var attempt: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/startedAt`.
+            package var startedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/durationMs`.
+            package var durationMs: Swift.Int
+            /// `delivered`, `failed` (retried) or `rejected` (permanent, not retried).
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/outcome`.
+            @frozen package enum OutcomePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case delivered = "delivered"
+                case failed = "failed"
+                case rejected = "rejected"
+            }
+            /// `delivered`, `failed` (retried) or `rejected` (permanent, not retried).
+            ///
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/outcome`.
+            package var outcome: Components.Schemas.DeliveryAttempt.OutcomePayload
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/statusCode`.
+            package var statusCode: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/DeliveryAttempt/error`.
+            package var error: Swift.String?
+            /// Creates a new `DeliveryAttempt`.
+            ///
+            /// - Parameters:
+            ///   - attempt:
+            ///   - startedAt:
+            ///   - durationMs:
+            ///   - outcome: `delivered`, `failed` (retried) or `rejected` (permanent, not retried).
+            ///   - statusCode:
+            ///   - error:
+            package init(
+                attempt: Swift.Int,
+                startedAt: Foundation.Date,
+                durationMs: Swift.Int,
+                outcome: Components.Schemas.DeliveryAttempt.OutcomePayload,
+                statusCode: Swift.Int? = nil,
+                error: Swift.String? = nil
+            ) {
+                self.attempt = attempt
+                self.startedAt = startedAt
+                self.durationMs = durationMs
+                self.outcome = outcome
+                self.statusCode = statusCode
+                self.error = error
+            }
+            package enum CodingKeys: String, CodingKey {
+                case attempt
+                case startedAt
+                case durationMs
+                case outcome
+                case statusCode
+                case error
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DeliveryDetail`.
+        package struct DeliveryDetail: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DeliveryDetail/delivery`.
+            package var delivery: Components.Schemas.Delivery
+            /// - Remark: Generated from `#/components/schemas/DeliveryDetail/attempts`.
+            package var attempts: [Components.Schemas.DeliveryAttempt]
+            /// Creates a new `DeliveryDetail`.
+            ///
+            /// - Parameters:
+            ///   - delivery:
+            ///   - attempts:
+            package init(
+                delivery: Components.Schemas.Delivery,
+                attempts: [Components.Schemas.DeliveryAttempt]
+            ) {
+                self.delivery = delivery
+                self.attempts = attempts
+            }
+            package enum CodingKeys: String, CodingKey {
+                case delivery
+                case attempts
             }
         }
         /// - Remark: Generated from `#/components/schemas/DeliveryList`.

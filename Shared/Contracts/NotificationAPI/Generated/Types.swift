@@ -17,22 +17,89 @@ package import struct Foundation.Data
 package import struct Foundation.Date
 /// A type that performs HTTP operations defined by the OpenAPI document.
 package protocol APIProtocol: Sendable {
-    /// The webhooks of a subscription.
+    /// The channels of a subscription, oldest first (deleted ones are left out).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/get(listChannels)`.
+    func listChannels(_ input: Operations.ListChannels.Input) async throws -> Operations.ListChannels.Output
+    /// Add a channel (webhook, slack, teams, cloudevents or email) to a subscription.
+    ///
+    /// URL channels need an absolute http(s) URL that passes the SSRF guard (never private, link-local or
+    /// unspecified addresses; loopback and plain http only in the development profile). `webhook` needs a
+    /// `secret`; `cloudevents` may have one; `email` needs `recipients` and an SMTP relay configured for the
+    /// deployment.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/post(createChannel)`.
+    func createChannel(_ input: Operations.CreateChannel.Input) async throws -> Operations.CreateChannel.Output
+    /// One channel.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}/get(getChannel)`.
+    func getChannel(_ input: Operations.GetChannel.Input) async throws -> Operations.GetChannel.Output
+    /// Delete a channel that no rule names; its pending deliveries become dead, its log stays.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}/delete(deleteChannel)`.
+    func deleteChannel(_ input: Operations.DeleteChannel.Input) async throws -> Operations.DeleteChannel.Output
+    /// The `webhook` channels of a subscription.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks/get(listWebhooks)`.
     func listWebhooks(_ input: Operations.ListWebhooks.Input) async throws -> Operations.ListWebhooks.Output
-    /// Add a webhook channel to a subscription.
+    /// Add a signed `webhook` channel (shorthand for `createChannel` with type `webhook`).
     ///
     /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks/post(createWebhook)`.
     func createWebhook(_ input: Operations.CreateWebhook.Input) async throws -> Operations.CreateWebhook.Output
+    /// The alert rules of a subscription, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)`.
+    func listRules(_ input: Operations.ListRules.Input) async throws -> Operations.ListRules.Output
+    /// Add an alert rule; its channels must belong to the subscription.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)`.
+    func createRule(_ input: Operations.CreateRule.Input) async throws -> Operations.CreateRule.Output
+    /// One rule.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)`.
+    func getRule(_ input: Operations.GetRule.Input) async throws -> Operations.GetRule.Output
+    /// Delete a rule.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)`.
+    func deleteRule(_ input: Operations.DeleteRule.Input) async throws -> Operations.DeleteRule.Output
+    /// The alerts received for a subscription, newest first, with what became of each.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/alerts`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/alerts/get(listAlerts)`.
+    func listAlerts(_ input: Operations.ListAlerts.Input) async throws -> Operations.ListAlerts.Output
     /// The delivery log of a subscription, newest first.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/get(listDeliveries)`.
     func listDeliveries(_ input: Operations.ListDeliveries.Input) async throws -> Operations.ListDeliveries.Output
-    /// Raise an alert (idempotent by messageId); one delivery per webhook of the subscription.
+    /// One delivery with every attempt.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/get(getDelivery)`.
+    func getDelivery(_ input: Operations.GetDelivery.Input) async throws -> Operations.GetDelivery.Output
+    /// Send a delivered or dead delivery again, now, with a fresh retry window (same delivery ID).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver/post(redeliver)`.
+    func redeliver(_ input: Operations.Redeliver.Input) async throws -> Operations.Redeliver.Output
+    /// Raise an alert (idempotent by messageId); rules and noise control decide the deliveries.
+    ///
+    /// `tenantId` and `subscriptionId` are required except for `feedsStale`, which without them goes to every
+    /// subscription with a `feedsStale` rule. Image kinds need `imageDigest`, `repositoryName` and
+    /// `registryHost`; `registryUnreachable` needs `registryHost` and `since`; `feedsStale` needs `feed` and
+    /// `since`; `newFindings` needs at least one finding.
+    ///
     ///
     /// - Remark: HTTP `POST /internal/v1/alerts`.
     /// - Remark: Generated from `#/paths//internal/v1/alerts/post(raiseAlert)`.
@@ -41,7 +108,67 @@ package protocol APIProtocol: Sendable {
 
 /// Convenience overloads for operation inputs.
 extension APIProtocol {
-    /// The webhooks of a subscription.
+    /// The channels of a subscription, oldest first (deleted ones are left out).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/get(listChannels)`.
+    package func listChannels(
+        path: Operations.ListChannels.Input.Path,
+        headers: Operations.ListChannels.Input.Headers = .init()
+    ) async throws -> Operations.ListChannels.Output {
+        try await listChannels(Operations.ListChannels.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Add a channel (webhook, slack, teams, cloudevents or email) to a subscription.
+    ///
+    /// URL channels need an absolute http(s) URL that passes the SSRF guard (never private, link-local or
+    /// unspecified addresses; loopback and plain http only in the development profile). `webhook` needs a
+    /// `secret`; `cloudevents` may have one; `email` needs `recipients` and an SMTP relay configured for the
+    /// deployment.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/post(createChannel)`.
+    package func createChannel(
+        path: Operations.CreateChannel.Input.Path,
+        headers: Operations.CreateChannel.Input.Headers = .init(),
+        body: Operations.CreateChannel.Input.Body
+    ) async throws -> Operations.CreateChannel.Output {
+        try await createChannel(Operations.CreateChannel.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// One channel.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}/get(getChannel)`.
+    package func getChannel(
+        path: Operations.GetChannel.Input.Path,
+        headers: Operations.GetChannel.Input.Headers = .init()
+    ) async throws -> Operations.GetChannel.Output {
+        try await getChannel(Operations.GetChannel.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Delete a channel that no rule names; its pending deliveries become dead, its log stays.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/channels/{channelId}/delete(deleteChannel)`.
+    package func deleteChannel(
+        path: Operations.DeleteChannel.Input.Path,
+        headers: Operations.DeleteChannel.Input.Headers = .init()
+    ) async throws -> Operations.DeleteChannel.Output {
+        try await deleteChannel(Operations.DeleteChannel.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// The `webhook` channels of a subscription.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks/get(listWebhooks)`.
@@ -54,7 +181,7 @@ extension APIProtocol {
             headers: headers
         ))
     }
-    /// Add a webhook channel to a subscription.
+    /// Add a signed `webhook` channel (shorthand for `createChannel` with type `webhook`).
     ///
     /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/webhooks/post(createWebhook)`.
@@ -69,20 +196,123 @@ extension APIProtocol {
             body: body
         ))
     }
+    /// The alert rules of a subscription, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/get(listRules)`.
+    package func listRules(
+        path: Operations.ListRules.Input.Path,
+        headers: Operations.ListRules.Input.Headers = .init()
+    ) async throws -> Operations.ListRules.Output {
+        try await listRules(Operations.ListRules.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Add an alert rule; its channels must belong to the subscription.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/post(createRule)`.
+    package func createRule(
+        path: Operations.CreateRule.Input.Path,
+        headers: Operations.CreateRule.Input.Headers = .init(),
+        body: Operations.CreateRule.Input.Body
+    ) async throws -> Operations.CreateRule.Output {
+        try await createRule(Operations.CreateRule.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// One rule.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/get(getRule)`.
+    package func getRule(
+        path: Operations.GetRule.Input.Path,
+        headers: Operations.GetRule.Input.Headers = .init()
+    ) async throws -> Operations.GetRule.Output {
+        try await getRule(Operations.GetRule.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Delete a rule.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/delete(deleteRule)`.
+    package func deleteRule(
+        path: Operations.DeleteRule.Input.Path,
+        headers: Operations.DeleteRule.Input.Headers = .init()
+    ) async throws -> Operations.DeleteRule.Output {
+        try await deleteRule(Operations.DeleteRule.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// The alerts received for a subscription, newest first, with what became of each.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/alerts`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/alerts/get(listAlerts)`.
+    package func listAlerts(
+        path: Operations.ListAlerts.Input.Path,
+        query: Operations.ListAlerts.Input.Query = .init(),
+        headers: Operations.ListAlerts.Input.Headers = .init()
+    ) async throws -> Operations.ListAlerts.Output {
+        try await listAlerts(Operations.ListAlerts.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
     /// The delivery log of a subscription, newest first.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/get(listDeliveries)`.
     package func listDeliveries(
         path: Operations.ListDeliveries.Input.Path,
+        query: Operations.ListDeliveries.Input.Query = .init(),
         headers: Operations.ListDeliveries.Input.Headers = .init()
     ) async throws -> Operations.ListDeliveries.Output {
         try await listDeliveries(Operations.ListDeliveries.Input(
             path: path,
+            query: query,
             headers: headers
         ))
     }
-    /// Raise an alert (idempotent by messageId); one delivery per webhook of the subscription.
+    /// One delivery with every attempt.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/get(getDelivery)`.
+    package func getDelivery(
+        path: Operations.GetDelivery.Input.Path,
+        headers: Operations.GetDelivery.Input.Headers = .init()
+    ) async throws -> Operations.GetDelivery.Output {
+        try await getDelivery(Operations.GetDelivery.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Send a delivered or dead delivery again, now, with a fresh retry window (same delivery ID).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver/post(redeliver)`.
+    package func redeliver(
+        path: Operations.Redeliver.Input.Path,
+        headers: Operations.Redeliver.Input.Headers = .init()
+    ) async throws -> Operations.Redeliver.Output {
+        try await redeliver(Operations.Redeliver.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Raise an alert (idempotent by messageId); rules and noise control decide the deliveries.
+    ///
+    /// `tenantId` and `subscriptionId` are required except for `feedsStale`, which without them goes to every
+    /// subscription with a `feedsStale` rule. Image kinds need `imageDigest`, `repositoryName` and
+    /// `registryHost`; `registryUnreachable` needs `registryHost` and `since`; `feedsStale` needs `feed` and
+    /// `since`; `newFindings` needs at least one finding.
+    ///
     ///
     /// - Remark: HTTP `POST /internal/v1/alerts`.
     /// - Remark: Generated from `#/paths//internal/v1/alerts/post(raiseAlert)`.

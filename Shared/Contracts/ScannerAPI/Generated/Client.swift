@@ -137,6 +137,102 @@ package struct Client: APIProtocol {
             }
         )
     }
+    /// An image's manifest was deleted from its registry (idempotent by messageId).
+    ///
+    /// Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
+    /// skips it, and findings-policy receives a report closing its findings (outcome notApplicable,
+    /// reason ImageDeleted, no findings). A later scan request for the image (pushed again) clears the deletion.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/images/deletions`.
+    /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)`.
+    package func recordImageDeletion(_ input: Operations.RecordImageDeletion.Input) async throws -> Operations.RecordImageDeletion.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.RecordImageDeletion.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/internal/v1/images/deletions",
+                    parameters: []
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .post
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                let body: OpenAPIRuntime.HTTPBody?
+                switch input.body {
+                case let .json(value):
+                    body = try converter.setRequiredRequestBodyAsJSON(
+                        value,
+                        headerFields: &request.headerFields,
+                        contentType: "application/json; charset=utf-8"
+                    )
+                }
+                return (request, body)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 202:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.RecordImageDeletion.Output.Accepted.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.ImageDeletionReceipt.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .accepted(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
     /// The format is detected from the content; JSON is accepted under either media type.
@@ -671,7 +767,12 @@ package struct Client: APIProtocol {
             }
         )
     }
-    /// A tenant's scan jobs, newest first, optionally for one digest.
+    /// A tenant's scan history, newest first, optionally for one digest (gantry scans history).
+    ///
+    /// Every scan job (trigger, queued, started, finished, status, outcome, duration, attempts, the last
+    /// error or dead-letter reason) and every re-evaluation that changed the image's findings (trigger
+    /// reevaluation).
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/scans`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/scans/get(listScans)`.
@@ -698,6 +799,13 @@ package struct Client: APIProtocol {
                     name: "digest",
                     value: input.query.digest
                 )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "limit",
+                    value: input.query.limit
+                )
                 converter.setAcceptHeader(
                     in: &request.headerFields,
                     contentTypes: input.headers.accept
@@ -719,6 +827,95 @@ package struct Client: APIProtocol {
                     case "application/json":
                         body = try await converter.getResponseBodyAsJSON(
                             Components.Schemas.ScanJobList.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// The knowledge-base update operations re-evaluation has processed, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/reevaluations`.
+    /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)`.
+    package func listReevaluations(_ input: Operations.ListReevaluations.Input) async throws -> Operations.ListReevaluations.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.ListReevaluations.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/reevaluations",
+                    parameters: []
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "limit",
+                    value: input.query.limit
+                )
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.ListReevaluations.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.ReevaluationList.self,
                             from: responseBody,
                             transforming: { value in
                                 .json(value)

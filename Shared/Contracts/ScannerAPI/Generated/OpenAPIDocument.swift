@@ -28,6 +28,26 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/ScanAccepted' }
         '400': { $ref: '#/components/responses/Problem' }
+  /internal/v1/images/deletions:
+    post:
+      operationId: recordImageDeletion
+      summary: An image's manifest was deleted from its registry (idempotent by messageId).
+      description: |
+        Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
+        skips it, and findings-policy receives a report closing its findings (outcome notApplicable,
+        reason ImageDeleted, no findings). A later scan request for the image (pushed again) clears the deletion.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ImageDeletion' }
+      responses:
+        '202':
+          description: The deletion was recorded.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ImageDeletionReceipt' }
+        '400': { $ref: '#/components/responses/Problem' }
   /internal/v1/feeds/alpine-secdb:
     post:
       operationId: importAlpineSecDB
@@ -117,7 +137,11 @@ paths:
   /v1/tenants/{tenantId}/scans:
     get:
       operationId: listScans
-      summary: A tenant's scan jobs, newest first, optionally for one digest.
+      summary: A tenant's scan history, newest first, optionally for one digest (gantry scans history).
+      description: |
+        Every scan job (trigger, queued, started, finished, status, outcome, duration, attempts, the last
+        error or dead-letter reason) and every re-evaluation that changed the image's findings (trigger
+        reevaluation).
       parameters:
         - name: tenantId
           in: path
@@ -127,12 +151,32 @@ paths:
           in: query
           required: false
           schema: { type: string }
+        - name: limit
+          in: query
+          required: false
+          schema: { type: integer, minimum: 1, maximum: 500, default: 100 }
       responses:
         '200':
           description: Scan jobs.
           content:
             application/json:
               schema: { $ref: '#/components/schemas/ScanJobList' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/reevaluations:
+    get:
+      operationId: listReevaluations
+      summary: The knowledge-base update operations re-evaluation has processed, newest first.
+      parameters:
+        - name: limit
+          in: query
+          required: false
+          schema: { type: integer, minimum: 1, maximum: 500, default: 100 }
+      responses:
+        '200':
+          description: Processed operations.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ReevaluationList' }
         '400': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/images/{digest}/inventory:
     get:
@@ -219,23 +263,40 @@ components:
       properties:
         jobId: { type: string, format: uuid }
         deduplicated: { type: boolean }
+    HistoryTrigger:
+      type: string
+      description: 'What started it: a scan request''s trigger, or reevaluation (stored inventory re-matched after a knowledge-base update; never billed).'
+      enum: [push, import, rescan, manual, reevaluation]
     ScanJob:
       type: object
-      required: [jobId, tenantId, registryId, repository, digest, trigger, status, attempts, queuedAt]
+      required: [jobId, tenantId, registryId, repository, digest, trigger, status, attempts, maxAttempts, queuedAt]
       properties:
         jobId: { type: string, format: uuid }
         tenantId: { type: string, format: uuid }
         registryId: { type: string, format: uuid }
         repository: { type: string }
         digest: { type: string }
-        trigger: { $ref: '#/components/schemas/Trigger' }
-        status: { type: string, enum: [queued, running, succeeded, failed, dead] }
+        tag: { type: string }
+        trigger: { $ref: '#/components/schemas/HistoryTrigger' }
+        status:
+          type: string
+          description: 'dead: transient failures exhausted the attempts or the deadline passed (error says which); failed: a permanent failure; cancelled: the image was deleted.'
+          enum: [queued, running, succeeded, failed, dead, cancelled]
+        outcome:
+          type: string
+          description: 'For succeeded jobs: what the scan (or re-evaluation) concluded.'
+          enum: [assessed, notApplicable, reevaluated]
         attempts: { type: integer }
-        error: { type: string }
+        maxAttempts: { type: integer }
+        error: { type: string, description: 'The last failure, or the dead-letter / cancellation reason.' }
         queuedAt: { type: string, format: date-time }
         startedAt: { type: string, format: date-time }
         finishedAt: { type: string, format: date-time }
-        durationMs: { type: integer, format: int64 }
+        nextAttemptAt: { type: string, format: date-time, description: 'When a queued retry is due.' }
+        deadlineAt: { type: string, format: date-time }
+        durationMs: { type: integer, format: int64, description: 'finishedAt - startedAt (across attempts).' }
+        findings: { type: integer, description: 'Findings reported (succeeded jobs).' }
+        knowledgeBaseOperation: { type: integer, format: int64, description: 'The latest knowledge-base update operation the findings reflect.' }
     ScanJobList:
       type: object
       required: [items]
@@ -243,6 +304,39 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/ScanJob' }
+    ImageDeletion:
+      type: object
+      required: [messageId, tenantId, subscriptionId, registryId, registryHost, repository, digest, deletedAt]
+      properties:
+        messageId: { type: string, minLength: 1, maxLength: 200 }
+        tenantId: { type: string, format: uuid }
+        subscriptionId: { type: string, format: uuid }
+        registryId: { type: string, format: uuid }
+        registryHost: { type: string }
+        repository: { type: string, minLength: 1, maxLength: 255 }
+        digest: { type: string }
+        deletedAt: { type: string, format: date-time }
+    ImageDeletionReceipt:
+      type: object
+      required: [cancelledJobs, duplicate]
+      properties:
+        cancelledJobs: { type: integer }
+        duplicate: { type: boolean, description: 'true when the message was processed before.' }
+    Reevaluation:
+      type: object
+      required: [operation, processedAt, imagesChecked, imagesChanged]
+      properties:
+        operation: { type: integer, format: int64 }
+        processedAt: { type: string, format: date-time }
+        imagesChecked: { type: integer, description: 'Stored inventories (latest per image) with a changed package.' }
+        imagesChanged: { type: integer, description: 'Of those, images whose findings changed (a report went downstream).' }
+    ReevaluationList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/Reevaluation' }
     FeedImport:
       type: object
       required: [source, namespace, advisories, changed]

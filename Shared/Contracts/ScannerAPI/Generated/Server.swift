@@ -49,6 +49,17 @@ extension APIProtocol {
         )
         try transport.register(
             {
+                try await server.recordImageDeletion(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .post,
+            path: server.apiPathComponentsWithServerPrefix("/internal/v1/images/deletions")
+        )
+        try transport.register(
+            {
                 try await server.importAlpineSecDB(
                     request: $0,
                     body: $1,
@@ -126,6 +137,17 @@ extension APIProtocol {
         )
         try transport.register(
             {
+                try await server.listReevaluations(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/reevaluations")
+        )
+        try transport.register(
+            {
                 try await server.getInventory(
                     request: $0,
                     body: $1,
@@ -190,6 +212,99 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                     preconditionFailure("bestContentType chose an invalid content type.")
                 }
                 return Operations.RequestScan.Input(
+                    headers: headers,
+                    body: body
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .accepted(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 202)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// An image's manifest was deleted from its registry (idempotent by messageId).
+    ///
+    /// Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
+    /// skips it, and findings-policy receives a report closing its findings (outcome notApplicable,
+    /// reason ImageDeleted, no findings). A later scan request for the image (pushed again) clears the deletion.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/images/deletions`.
+    /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)`.
+    func recordImageDeletion(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.RecordImageDeletion.id,
+            using: {
+                APIHandler.recordImageDeletion($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let headers: Operations.RecordImageDeletion.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                let contentType = converter.extractContentTypeIfPresent(in: request.headerFields)
+                let body: Operations.RecordImageDeletion.Input.Body
+                let chosenContentType = try converter.bestContentType(
+                    received: contentType,
+                    options: [
+                        "application/json"
+                    ]
+                )
+                switch chosenContentType {
+                case "application/json":
+                    body = try await converter.getRequiredRequestBodyAsJSON(
+                        Components.Schemas.ImageDeletion.self,
+                        from: requestBody,
+                        transforming: { value in
+                            .json(value)
+                        }
+                    )
+                default:
+                    preconditionFailure("bestContentType chose an invalid content type.")
+                }
+                return Operations.RecordImageDeletion.Input(
                     headers: headers,
                     body: body
                 )
@@ -706,7 +821,12 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
             }
         )
     }
-    /// A tenant's scan jobs, newest first, optionally for one digest.
+    /// A tenant's scan history, newest first, optionally for one digest (gantry scans history).
+    ///
+    /// Every scan job (trigger, queued, started, finished, status, outcome, duration, attempts, the last
+    /// error or dead-letter reason) and every re-evaluation that changed the image's findings (trigger
+    /// reevaluation).
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/scans`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/scans/get(listScans)`.
@@ -729,16 +849,100 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                     name: "tenantId",
                     as: Swift.String.self
                 ))
-                let query: Operations.ListScans.Input.Query = .init(digest: try converter.getOptionalQueryItemAsURI(
-                    in: request.soar_query,
-                    style: .form,
-                    explode: true,
-                    name: "digest",
-                    as: Swift.String.self
-                ))
+                let query: Operations.ListScans.Input.Query = .init(
+                    digest: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "digest",
+                        as: Swift.String.self
+                    ),
+                    limit: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "limit",
+                        as: Swift.Int.self
+                    )
+                )
                 let headers: Operations.ListScans.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
                 return Operations.ListScans.Input(
                     path: path,
+                    query: query,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// The knowledge-base update operations re-evaluation has processed, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/reevaluations`.
+    /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)`.
+    func listReevaluations(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.ListReevaluations.id,
+            using: {
+                APIHandler.listReevaluations($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let query: Operations.ListReevaluations.Input.Query = .init(limit: try converter.getOptionalQueryItemAsURI(
+                    in: request.soar_query,
+                    style: .form,
+                    explode: true,
+                    name: "limit",
+                    as: Swift.Int.self
+                ))
+                let headers: Operations.ListReevaluations.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.ListReevaluations.Input(
                     query: query,
                     headers: headers
                 )

@@ -148,6 +148,16 @@ extension Components {
                 case deduplicated
             }
         }
+        /// What started it: a scan request's trigger, or reevaluation (stored inventory re-matched after a knowledge-base update; never billed).
+        ///
+        /// - Remark: Generated from `#/components/schemas/HistoryTrigger`.
+        @frozen package enum HistoryTrigger: String, Codable, Hashable, Sendable, CaseIterable {
+            case push = "push"
+            case _import = "import"
+            case rescan = "rescan"
+            case manual = "manual"
+            case reevaluation = "reevaluation"
+        }
         /// - Remark: Generated from `#/components/schemas/ScanJob`.
         package struct ScanJob: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/ScanJob/jobId`.
@@ -160,8 +170,12 @@ extension Components {
             package var repository: Swift.String
             /// - Remark: Generated from `#/components/schemas/ScanJob/digest`.
             package var digest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ScanJob/tag`.
+            package var tag: Swift.String?
             /// - Remark: Generated from `#/components/schemas/ScanJob/trigger`.
-            package var trigger: Components.Schemas.Trigger
+            package var trigger: Components.Schemas.HistoryTrigger
+            /// dead: transient failures exhausted the attempts or the deadline passed (error says which); failed: a permanent failure; cancelled: the image was deleted.
+            ///
             /// - Remark: Generated from `#/components/schemas/ScanJob/status`.
             @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
                 case queued = "queued"
@@ -169,11 +183,30 @@ extension Components {
                 case succeeded = "succeeded"
                 case failed = "failed"
                 case dead = "dead"
+                case cancelled = "cancelled"
             }
+            /// dead: transient failures exhausted the attempts or the deadline passed (error says which); failed: a permanent failure; cancelled: the image was deleted.
+            ///
             /// - Remark: Generated from `#/components/schemas/ScanJob/status`.
             package var status: Components.Schemas.ScanJob.StatusPayload
+            /// For succeeded jobs: what the scan (or re-evaluation) concluded.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanJob/outcome`.
+            @frozen package enum OutcomePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case assessed = "assessed"
+                case notApplicable = "notApplicable"
+                case reevaluated = "reevaluated"
+            }
+            /// For succeeded jobs: what the scan (or re-evaluation) concluded.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanJob/outcome`.
+            package var outcome: Components.Schemas.ScanJob.OutcomePayload?
             /// - Remark: Generated from `#/components/schemas/ScanJob/attempts`.
             package var attempts: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/ScanJob/maxAttempts`.
+            package var maxAttempts: Swift.Int
+            /// The last failure, or the dead-letter / cancellation reason.
+            ///
             /// - Remark: Generated from `#/components/schemas/ScanJob/error`.
             package var error: Swift.String?
             /// - Remark: Generated from `#/components/schemas/ScanJob/queuedAt`.
@@ -182,8 +215,24 @@ extension Components {
             package var startedAt: Foundation.Date?
             /// - Remark: Generated from `#/components/schemas/ScanJob/finishedAt`.
             package var finishedAt: Foundation.Date?
+            /// When a queued retry is due.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanJob/nextAttemptAt`.
+            package var nextAttemptAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/ScanJob/deadlineAt`.
+            package var deadlineAt: Foundation.Date?
+            /// finishedAt - startedAt (across attempts).
+            ///
             /// - Remark: Generated from `#/components/schemas/ScanJob/durationMs`.
             package var durationMs: Swift.Int64?
+            /// Findings reported (succeeded jobs).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanJob/findings`.
+            package var findings: Swift.Int?
+            /// The latest knowledge-base update operation the findings reflect.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ScanJob/knowledgeBaseOperation`.
+            package var knowledgeBaseOperation: Swift.Int64?
             /// Creates a new `ScanJob`.
             ///
             /// - Parameters:
@@ -192,42 +241,63 @@ extension Components {
             ///   - registryId:
             ///   - repository:
             ///   - digest:
+            ///   - tag:
             ///   - trigger:
-            ///   - status:
+            ///   - status: dead: transient failures exhausted the attempts or the deadline passed (error says which); failed: a permanent failure; cancelled: the image was deleted.
+            ///   - outcome: For succeeded jobs: what the scan (or re-evaluation) concluded.
             ///   - attempts:
-            ///   - error:
+            ///   - maxAttempts:
+            ///   - error: The last failure, or the dead-letter / cancellation reason.
             ///   - queuedAt:
             ///   - startedAt:
             ///   - finishedAt:
-            ///   - durationMs:
+            ///   - nextAttemptAt: When a queued retry is due.
+            ///   - deadlineAt:
+            ///   - durationMs: finishedAt - startedAt (across attempts).
+            ///   - findings: Findings reported (succeeded jobs).
+            ///   - knowledgeBaseOperation: The latest knowledge-base update operation the findings reflect.
             package init(
                 jobId: Swift.String,
                 tenantId: Swift.String,
                 registryId: Swift.String,
                 repository: Swift.String,
                 digest: Swift.String,
-                trigger: Components.Schemas.Trigger,
+                tag: Swift.String? = nil,
+                trigger: Components.Schemas.HistoryTrigger,
                 status: Components.Schemas.ScanJob.StatusPayload,
+                outcome: Components.Schemas.ScanJob.OutcomePayload? = nil,
                 attempts: Swift.Int,
+                maxAttempts: Swift.Int,
                 error: Swift.String? = nil,
                 queuedAt: Foundation.Date,
                 startedAt: Foundation.Date? = nil,
                 finishedAt: Foundation.Date? = nil,
-                durationMs: Swift.Int64? = nil
+                nextAttemptAt: Foundation.Date? = nil,
+                deadlineAt: Foundation.Date? = nil,
+                durationMs: Swift.Int64? = nil,
+                findings: Swift.Int? = nil,
+                knowledgeBaseOperation: Swift.Int64? = nil
             ) {
                 self.jobId = jobId
                 self.tenantId = tenantId
                 self.registryId = registryId
                 self.repository = repository
                 self.digest = digest
+                self.tag = tag
                 self.trigger = trigger
                 self.status = status
+                self.outcome = outcome
                 self.attempts = attempts
+                self.maxAttempts = maxAttempts
                 self.error = error
                 self.queuedAt = queuedAt
                 self.startedAt = startedAt
                 self.finishedAt = finishedAt
+                self.nextAttemptAt = nextAttemptAt
+                self.deadlineAt = deadlineAt
                 self.durationMs = durationMs
+                self.findings = findings
+                self.knowledgeBaseOperation = knowledgeBaseOperation
             }
             package enum CodingKeys: String, CodingKey {
                 case jobId
@@ -235,14 +305,21 @@ extension Components {
                 case registryId
                 case repository
                 case digest
+                case tag
                 case trigger
                 case status
+                case outcome
                 case attempts
+                case maxAttempts
                 case error
                 case queuedAt
                 case startedAt
                 case finishedAt
+                case nextAttemptAt
+                case deadlineAt
                 case durationMs
+                case findings
+                case knowledgeBaseOperation
             }
         }
         /// - Remark: Generated from `#/components/schemas/ScanJobList`.
@@ -254,6 +331,144 @@ extension Components {
             /// - Parameters:
             ///   - items:
             package init(items: [Components.Schemas.ScanJob]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ImageDeletion`.
+        package struct ImageDeletion: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/messageId`.
+            package var messageId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/tenantId`.
+            package var tenantId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/subscriptionId`.
+            package var subscriptionId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/registryId`.
+            package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/registryHost`.
+            package var registryHost: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/repository`.
+            package var repository: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/digest`.
+            package var digest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImageDeletion/deletedAt`.
+            package var deletedAt: Foundation.Date
+            /// Creates a new `ImageDeletion`.
+            ///
+            /// - Parameters:
+            ///   - messageId:
+            ///   - tenantId:
+            ///   - subscriptionId:
+            ///   - registryId:
+            ///   - registryHost:
+            ///   - repository:
+            ///   - digest:
+            ///   - deletedAt:
+            package init(
+                messageId: Swift.String,
+                tenantId: Swift.String,
+                subscriptionId: Swift.String,
+                registryId: Swift.String,
+                registryHost: Swift.String,
+                repository: Swift.String,
+                digest: Swift.String,
+                deletedAt: Foundation.Date
+            ) {
+                self.messageId = messageId
+                self.tenantId = tenantId
+                self.subscriptionId = subscriptionId
+                self.registryId = registryId
+                self.registryHost = registryHost
+                self.repository = repository
+                self.digest = digest
+                self.deletedAt = deletedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case messageId
+                case tenantId
+                case subscriptionId
+                case registryId
+                case registryHost
+                case repository
+                case digest
+                case deletedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ImageDeletionReceipt`.
+        package struct ImageDeletionReceipt: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ImageDeletionReceipt/cancelledJobs`.
+            package var cancelledJobs: Swift.Int
+            /// true when the message was processed before.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImageDeletionReceipt/duplicate`.
+            package var duplicate: Swift.Bool
+            /// Creates a new `ImageDeletionReceipt`.
+            ///
+            /// - Parameters:
+            ///   - cancelledJobs:
+            ///   - duplicate: true when the message was processed before.
+            package init(
+                cancelledJobs: Swift.Int,
+                duplicate: Swift.Bool
+            ) {
+                self.cancelledJobs = cancelledJobs
+                self.duplicate = duplicate
+            }
+            package enum CodingKeys: String, CodingKey {
+                case cancelledJobs
+                case duplicate
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Reevaluation`.
+        package struct Reevaluation: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Reevaluation/operation`.
+            package var operation: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/Reevaluation/processedAt`.
+            package var processedAt: Foundation.Date
+            /// Stored inventories (latest per image) with a changed package.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Reevaluation/imagesChecked`.
+            package var imagesChecked: Swift.Int
+            /// Of those, images whose findings changed (a report went downstream).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Reevaluation/imagesChanged`.
+            package var imagesChanged: Swift.Int
+            /// Creates a new `Reevaluation`.
+            ///
+            /// - Parameters:
+            ///   - operation:
+            ///   - processedAt:
+            ///   - imagesChecked: Stored inventories (latest per image) with a changed package.
+            ///   - imagesChanged: Of those, images whose findings changed (a report went downstream).
+            package init(
+                operation: Swift.Int64,
+                processedAt: Foundation.Date,
+                imagesChecked: Swift.Int,
+                imagesChanged: Swift.Int
+            ) {
+                self.operation = operation
+                self.processedAt = processedAt
+                self.imagesChecked = imagesChecked
+                self.imagesChanged = imagesChanged
+            }
+            package enum CodingKeys: String, CodingKey {
+                case operation
+                case processedAt
+                case imagesChecked
+                case imagesChanged
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ReevaluationList`.
+        package struct ReevaluationList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ReevaluationList/items`.
+            package var items: [Components.Schemas.Reevaluation]
+            /// Creates a new `ReevaluationList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.Reevaluation]) {
                 self.items = items
             }
             package enum CodingKeys: String, CodingKey {

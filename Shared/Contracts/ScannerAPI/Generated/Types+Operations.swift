@@ -167,6 +167,161 @@ package enum Operations {
             }
         }
     }
+    /// An image's manifest was deleted from its registry (idempotent by messageId).
+    ///
+    /// Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
+    /// skips it, and findings-policy receives a report closing its findings (outcome notApplicable,
+    /// reason ImageDeleted, no findings). A later scan request for the image (pushed again) clears the deletion.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/images/deletions`.
+    /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)`.
+    package enum RecordImageDeletion {
+        package static let id: Swift.String = "recordImageDeletion"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/internal/v1/images/deletions/POST/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.RecordImageDeletion.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.RecordImageDeletion.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.RecordImageDeletion.Input.Headers
+            /// - Remark: Generated from `#/paths/internal/v1/images/deletions/POST/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/internal/v1/images/deletions/POST/requestBody/content/application\/json`.
+                case json(Components.Schemas.ImageDeletion)
+            }
+            package var body: Operations.RecordImageDeletion.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - headers:
+            ///   - body:
+            package init(
+                headers: Operations.RecordImageDeletion.Input.Headers = .init(),
+                body: Operations.RecordImageDeletion.Input.Body
+            ) {
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Accepted: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/internal/v1/images/deletions/POST/responses/202/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/internal/v1/images/deletions/POST/responses/202/content/application\/json`.
+                    case json(Components.Schemas.ImageDeletionReceipt)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.ImageDeletionReceipt {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.RecordImageDeletion.Output.Accepted.Body
+                /// Creates a new `Accepted`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.RecordImageDeletion.Output.Accepted.Body) {
+                    self.body = body
+                }
+            }
+            /// The deletion was recorded.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)/responses/202`.
+            ///
+            /// HTTP response code: `202 accepted`.
+            case accepted(Operations.RecordImageDeletion.Output.Accepted)
+            /// The associated value of the enum case if `self` is `.accepted`.
+            ///
+            /// - Throws: An error if `self` is not `.accepted`.
+            /// - SeeAlso: `.accepted`.
+            package var accepted: Operations.RecordImageDeletion.Output.Accepted {
+                get throws {
+                    switch self {
+                    case let .accepted(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "accepted",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
     /// The format is detected from the content; JSON is accepted under either media type.
@@ -1040,7 +1195,12 @@ package enum Operations {
             }
         }
     }
-    /// A tenant's scan jobs, newest first, optionally for one digest.
+    /// A tenant's scan history, newest first, optionally for one digest (gantry scans history).
+    ///
+    /// Every scan job (trigger, queued, started, finished, status, outcome, duration, attempts, the last
+    /// error or dead-letter reason) and every re-evaluation that changed the image's findings (trigger
+    /// reevaluation).
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/scans`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/scans/get(listScans)`.
@@ -1064,12 +1224,19 @@ package enum Operations {
             package struct Query: Sendable, Hashable {
                 /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/scans/GET/query/digest`.
                 package var digest: Swift.String?
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/scans/GET/query/limit`.
+                package var limit: Swift.Int?
                 /// Creates a new `Query`.
                 ///
                 /// - Parameters:
                 ///   - digest:
-                package init(digest: Swift.String? = nil) {
+                ///   - limit:
+                package init(
+                    digest: Swift.String? = nil,
+                    limit: Swift.Int? = nil
+                ) {
                     self.digest = digest
+                    self.limit = limit
                 }
             }
             package var query: Operations.ListScans.Input.Query
@@ -1156,6 +1323,163 @@ package enum Operations {
             /// An RFC 9457 problem.
             ///
             /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/scans/get(listScans)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The knowledge-base update operations re-evaluation has processed, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/reevaluations`.
+    /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)`.
+    package enum ListReevaluations {
+        package static let id: Swift.String = "listReevaluations"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/reevaluations/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/reevaluations/GET/query/limit`.
+                package var limit: Swift.Int?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - limit:
+                package init(limit: Swift.Int? = nil) {
+                    self.limit = limit
+                }
+            }
+            package var query: Operations.ListReevaluations.Input.Query
+            /// - Remark: Generated from `#/paths/v1/reevaluations/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListReevaluations.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListReevaluations.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListReevaluations.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - query:
+            ///   - headers:
+            package init(
+                query: Operations.ListReevaluations.Input.Query = .init(),
+                headers: Operations.ListReevaluations.Input.Headers = .init()
+            ) {
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/reevaluations/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/reevaluations/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.ReevaluationList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.ReevaluationList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListReevaluations.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListReevaluations.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Processed operations.
+            ///
+            /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListReevaluations.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListReevaluations.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)/responses/400`.
             ///
             /// HTTP response code: `400 badRequest`.
             case badRequest(Components.Responses.Problem)

@@ -22,6 +22,16 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /internal/v1/scans`.
     /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)`.
     func requestScan(_ input: Operations.RequestScan.Input) async throws -> Operations.RequestScan.Output
+    /// An image's manifest was deleted from its registry (idempotent by messageId).
+    ///
+    /// Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
+    /// skips it, and findings-policy receives a report closing its findings (outcome notApplicable,
+    /// reason ImageDeleted, no findings). A later scan request for the image (pushed again) clears the deletion.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/images/deletions`.
+    /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)`.
+    func recordImageDeletion(_ input: Operations.RecordImageDeletion.Input) async throws -> Operations.RecordImageDeletion.Output
     /// Import one Alpine secdb document (YAML or JSON, as published at secdb.alpinelinux.org).
     ///
     /// The format is detected from the content; JSON is accepted under either media type.
@@ -56,11 +66,21 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/feeds`.
     /// - Remark: Generated from `#/paths//v1/feeds/get(listFeeds)`.
     func listFeeds(_ input: Operations.ListFeeds.Input) async throws -> Operations.ListFeeds.Output
-    /// A tenant's scan jobs, newest first, optionally for one digest.
+    /// A tenant's scan history, newest first, optionally for one digest (gantry scans history).
+    ///
+    /// Every scan job (trigger, queued, started, finished, status, outcome, duration, attempts, the last
+    /// error or dead-letter reason) and every re-evaluation that changed the image's findings (trigger
+    /// reevaluation).
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/scans`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/scans/get(listScans)`.
     func listScans(_ input: Operations.ListScans.Input) async throws -> Operations.ListScans.Output
+    /// The knowledge-base update operations re-evaluation has processed, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/reevaluations`.
+    /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)`.
+    func listReevaluations(_ input: Operations.ListReevaluations.Input) async throws -> Operations.ListReevaluations.Output
     /// The latest inventory (OS and packages) stored for an image digest.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/images/{digest}/inventory`.
@@ -84,6 +104,24 @@ extension APIProtocol {
         body: Operations.RequestScan.Input.Body
     ) async throws -> Operations.RequestScan.Output {
         try await requestScan(Operations.RequestScan.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// An image's manifest was deleted from its registry (idempotent by messageId).
+    ///
+    /// Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
+    /// skips it, and findings-policy receives a report closing its findings (outcome notApplicable,
+    /// reason ImageDeleted, no findings). A later scan request for the image (pushed again) clears the deletion.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/images/deletions`.
+    /// - Remark: Generated from `#/paths//internal/v1/images/deletions/post(recordImageDeletion)`.
+    package func recordImageDeletion(
+        headers: Operations.RecordImageDeletion.Input.Headers = .init(),
+        body: Operations.RecordImageDeletion.Input.Body
+    ) async throws -> Operations.RecordImageDeletion.Output {
+        try await recordImageDeletion(Operations.RecordImageDeletion.Input(
             headers: headers,
             body: body
         ))
@@ -152,7 +190,12 @@ extension APIProtocol {
     package func listFeeds(headers: Operations.ListFeeds.Input.Headers = .init()) async throws -> Operations.ListFeeds.Output {
         try await listFeeds(Operations.ListFeeds.Input(headers: headers))
     }
-    /// A tenant's scan jobs, newest first, optionally for one digest.
+    /// A tenant's scan history, newest first, optionally for one digest (gantry scans history).
+    ///
+    /// Every scan job (trigger, queued, started, finished, status, outcome, duration, attempts, the last
+    /// error or dead-letter reason) and every re-evaluation that changed the image's findings (trigger
+    /// reevaluation).
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/scans`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/scans/get(listScans)`.
@@ -163,6 +206,19 @@ extension APIProtocol {
     ) async throws -> Operations.ListScans.Output {
         try await listScans(Operations.ListScans.Input(
             path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The knowledge-base update operations re-evaluation has processed, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/reevaluations`.
+    /// - Remark: Generated from `#/paths//v1/reevaluations/get(listReevaluations)`.
+    package func listReevaluations(
+        query: Operations.ListReevaluations.Input.Query = .init(),
+        headers: Operations.ListReevaluations.Input.Headers = .init()
+    ) async throws -> Operations.ListReevaluations.Output {
+        try await listReevaluations(Operations.ListReevaluations.Input(
             query: query,
             headers: headers
         ))

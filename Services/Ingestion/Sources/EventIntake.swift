@@ -1,0 +1,147 @@
+import Foundation
+import GantryModel
+import GantryRuntime
+import IngestionAPI
+import Logging
+import PostgresNIO
+
+/// The webhook request path: authenticate the sender, record the validated events, answer. Nothing
+/// else happens here (the event processor does the rest), so intake stays fast, and a request is
+/// acknowledged only once its events are committed.
+struct EventIntake: Sendable {
+    let directory: RegistryDirectory
+    let writer: EventWriter
+    /// Accept registries without a webhook secret (development profile only).
+    let allowUnsetSecrets: Bool
+    let logger: Logger
+
+    /// Authenticates and records `webhook`.
+    /// - Throws: `ProblemError` 404 for an unregistered host, 401 for a missing or wrong secret; the
+    ///   database's error when the events could not be recorded (the registry then retries).
+    func receive(_ webhook: ValidatedWebhook) async throws -> Components.Schemas.EnvelopeReceipt {
+        guard let host = webhook.host else {
+            // Nothing to record and no registry named: nothing can happen, so there is nothing to authenticate.
+            return .init(received: webhook.received, recorded: 0, duplicates: 0, ignored: webhook.ignored)
+        }
+        guard let registration = try await directory.registration(host: host) else {
+            throw ProblemError.notFound("no registry is registered for host '\(host.prefix(255))'")
+        }
+        try WebhookSecrets.verify(WebhookRequest.authorization, registration: registration, allowUnset: allowUnsetSecrets)
+        if registration.secretSHA256 == nil {
+            logger.warning("unauthenticated webhook accepted (no secret set; development profile)",
+                           metadata: ["registry": "\(registration.registry.loginServer)"])
+        }
+        let registry = registration.registry
+        let recorded = webhook.events.isEmpty ? 0
+            : try await writer.record(webhook.events, registryID: registry.registryID, tenantID: registry.tenantID)
+        return .init(registryId: registry.registryID.uuidString.lowercased(), received: webhook.received,
+                     recorded: recorded, duplicates: webhook.events.count - recorded, ignored: webhook.ignored)
+    }
+
+    /// RFC 3339 in UTC with microseconds (PostgreSQL's precision).
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+}
+
+/// Records events in `ingestion.events`, combining the events of concurrent requests into one INSERT
+/// (group commit): under load, requests that arrive while earlier inserts are in flight are written
+/// together, so the database does one statement and one commit for many requests; with no load, a
+/// request is written at once, alone. At most `maxInFlight` inserts run at a time.
+///
+/// A request's events are in one statement, so they are recorded all or none, in order (`seq`, which
+/// the processor follows); an event ID already recorded for its registry, or repeated earlier in the
+/// same statement, is a duplicate (the first occurrence is the recorded one).
+actor EventWriter {
+    private struct Waiting {
+        var events: [IncomingEvent]
+        var registryID: UUID
+        var tenantID: UUID
+        var continuation: CheckedContinuation<Int, any Error>
+    }
+
+    private let database: PostgresClient
+    private let logger: Logger
+    private let maxInFlight: Int
+    private let maxBatchEvents: Int
+    private var queue: [Waiting] = []
+    private var inFlight = 0
+
+    init(database: PostgresClient, logger: Logger, maxInFlight: Int = 4, maxBatchEvents: Int = 2000) {
+        self.database = database
+        self.logger = logger
+        self.maxInFlight = maxInFlight
+        self.maxBatchEvents = maxBatchEvents
+    }
+
+    /// Records `events` of one registry; returns how many were new.
+    /// - Throws: the database's error (nothing of the request was recorded).
+    func record(_ events: [IncomingEvent], registryID: UUID, tenantID: UUID) async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.append(Waiting(events: events, registryID: registryID, tenantID: tenantID, continuation: continuation))
+            if inFlight < maxInFlight {
+                inFlight += 1
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    /// Writes batches until the queue is empty.
+    private func drain() async {
+        while !queue.isEmpty {
+            var batch: [Waiting] = []
+            var count = 0
+            while let next = queue.first, batch.isEmpty || count + next.events.count <= maxBatchEvents {
+                batch.append(queue.removeFirst())
+                count += next.events.count
+            }
+            do {
+                let recorded = try await insert(batch)
+                for (waiting, value) in zip(batch, recorded) { waiting.continuation.resume(returning: value) }
+            } catch {
+                for waiting in batch { waiting.continuation.resume(throwing: error) }
+            }
+        }
+        inFlight -= 1
+    }
+
+    /// One INSERT for the whole batch; returns, per request, how many of its events were new.
+    private func insert(_ batch: [Waiting]) async throws -> [Int] {
+        var registries: [UUID] = [], tenants: [UUID] = [], ids: [String] = [], sources: [String] = [], actions: [String] = []
+        var mediaTypes: [String] = [], repositories: [String] = [], digests: [String] = [], tags: [String] = []
+        var times: [String] = []
+        for waiting in batch {
+            for event in waiting.events {
+                registries.append(waiting.registryID)
+                tenants.append(waiting.tenantID)
+                ids.append(event.id)
+                sources.append(event.source.rawValue)
+                actions.append(event.action)
+                mediaTypes.append(event.mediaType ?? "")
+                repositories.append(event.repository)
+                digests.append(event.digest?.description ?? "")
+                tags.append(event.tag ?? "")
+                times.append(event.occurredAt.map(EventIntake.timestamp) ?? "")
+            }
+        }
+        let rows = try await database.query("""
+            INSERT INTO ingestion.events (registry_id, tenant_id, event_id, source, action, media_type, repository,
+              digest, tag, occurred_at)
+            SELECT r, t, e, s, a, NULLIF(m, ''), p, NULLIF(d, ''), NULLIF(g, ''), NULLIF(o, '')::timestamptz
+            FROM unnest(\(registries)::uuid[], \(tenants)::uuid[], \(ids)::text[], \(sources)::text[], \(actions)::text[],
+                        \(mediaTypes)::text[], \(repositories)::text[], \(digests)::text[], \(tags)::text[], \(times)::text[])
+              WITH ORDINALITY AS x(r, t, e, s, a, m, p, d, g, o, n)
+            ORDER BY n
+            ON CONFLICT (registry_id, event_id) DO NOTHING
+            RETURNING registry_id, event_id
+            """, logger: logger)
+        var inserted = Set<String>()
+        for try await (registry, id) in rows.decode((UUID, String).self) { inserted.insert("\(registry)\u{0}\(id)") }
+        // The first occurrence of an inserted key in batch order is the one that was recorded.
+        return batch.map { waiting in
+            var recorded = 0
+            for event in waiting.events where inserted.remove("\(waiting.registryID)\u{0}\(event.id)") != nil { recorded += 1 }
+            return recorded
+        }
+    }
+}

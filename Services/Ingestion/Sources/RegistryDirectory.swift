@@ -1,0 +1,162 @@
+import Crypto
+import Foundation
+import GantryRuntime
+import HTTPTypes
+import Logging
+import PostgresNIO
+
+/// A registry as a webhook sender: discovery's facts and the SHA-256 of its webhook secret (nil when
+/// none is set).
+struct WebhookRegistration: Sendable {
+    var registry: RegisteredRegistry
+    var secretSHA256: [UInt8]?
+}
+
+/// Registry facts by login-server host (webhooks) and by ID (processing, rescans), cached for `ttl` so
+/// that a burst of events costs one discovery call per registry rather than one per request; unknown
+/// hosts are remembered for `negativeTTL`. Concurrent misses for one key share one lookup.
+///
+/// Staleness is bounded by the TTL: a plan switched off, or a secret rotated on another replica, takes
+/// effect within it (a secret set on this replica at once).
+actor RegistryDirectory {
+    private struct Entry {
+        var task: Task<WebhookRegistration?, any Error>
+        var fetchedAt: ContinuousClock.Instant
+        var registryID: UUID?
+    }
+
+    private let discovery: any DiscoveryPeer
+    private let database: PostgresClient
+    private let logger: Logger
+    private let ttl: Duration
+    private let negativeTTL: Duration
+    private var byHost: [String: Entry] = [:]
+    private var byID: [UUID: Entry] = [:]
+
+    init(discovery: any DiscoveryPeer, database: PostgresClient, logger: Logger, ttl: Duration = .seconds(10),
+         negativeTTL: Duration = .seconds(2)) {
+        self.discovery = discovery
+        self.database = database
+        self.logger = logger
+        self.ttl = ttl
+        self.negativeTTL = negativeTTL
+    }
+
+    /// The registry registered for `host` with its secret hash; nil when none is.
+    /// - Throws: when discovery or the database cannot be reached.
+    func registration(host: String) async throws -> WebhookRegistration? {
+        if let entry = byHost[host], fresh(entry) { return try await entry.task.value }
+        let discovery = self.discovery, database = self.database, logger = self.logger
+        let task = Task<WebhookRegistration?, any Error> {
+            guard let registry = try await discovery.registry(host: host) else { return nil }
+            return WebhookRegistration(registry: registry,
+                                       secretSHA256: try await Self.secretHash(registry.registryID, database: database, logger: logger))
+        }
+        byHost[host] = Entry(task: task, fetchedAt: .now)
+        do {
+            let value = try await task.value
+            byHost[host]?.registryID = value?.registry.registryID
+            return value
+        } catch {
+            byHost[host] = nil
+            throw error
+        }
+    }
+
+    /// The registry with this ID; nil when discovery no longer knows it.
+    /// - Throws: when discovery or the database cannot be reached.
+    func registration(id: UUID) async throws -> WebhookRegistration? {
+        if let entry = byID[id], fresh(entry) { return try await entry.task.value }
+        let discovery = self.discovery, database = self.database, logger = self.logger
+        let task = Task<WebhookRegistration?, any Error> {
+            guard let registry = try await discovery.registry(id: id) else { return nil }
+            return WebhookRegistration(registry: registry,
+                                       secretSHA256: try await Self.secretHash(id, database: database, logger: logger))
+        }
+        byID[id] = Entry(task: task, fetchedAt: .now, registryID: id)
+        do {
+            return try await task.value
+        } catch {
+            byID[id] = nil
+            throw error
+        }
+    }
+
+    /// Forgets what is cached about a registry (after its secret changed here).
+    func invalidate(registryID: UUID) {
+        byID[registryID] = nil
+        byHost = byHost.filter { $0.value.registryID != registryID }
+    }
+
+    private func fresh(_ entry: Entry) -> Bool {
+        let age = ContinuousClock.now - entry.fetchedAt
+        // An entry still loading, or known to name no registry, is held for the shorter time.
+        return age < (entry.registryID == nil ? negativeTTL : ttl)
+    }
+
+    private static func secretHash(_ registryID: UUID, database: PostgresClient, logger: Logger) async throws -> [UInt8]? {
+        let rows = try await database.query(
+            "SELECT secret_sha256 FROM ingestion.webhook_secrets WHERE registry_id = \(registryID)", logger: logger)
+        for try await hex in rows.decode(String.self) { return WebhookSecrets.bytes(hex: hex) }
+        return nil
+    }
+}
+
+/// Webhook secrets: generated, hashed for storage, and checked against what a registry sends.
+enum WebhookSecrets {
+    /// 32 random bytes from the system CSPRNG (swift-crypto `SymmetricKey`), base64url without padding.
+    static func generate() -> String {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// SHA-256 of the secret: what is stored, so a database dump does not reveal it.
+    static func hash(_ secret: String) -> [UInt8] { Array(SHA256.hash(data: Data(secret.utf8))) }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        guard hex.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
+
+    /// Checks the `Authorization` header a webhook came with: `Bearer <secret>` (distribution's endpoint
+    /// `headers`, ACR's custom headers, Harbor's auth header set that way) or the bare secret (Harbor sends
+    /// its auth header verbatim). Compared by hash in constant time.
+    /// - Parameter allowUnset: accept any request when the registry has no secret (development profile).
+    /// - Throws: `ProblemError` 401 saying what is missing or wrong, never the expected value.
+    static func verify(_ authorization: String?, registration: WebhookRegistration, allowUnset: Bool) throws {
+        guard let expected = registration.secretSHA256 else {
+            if allowUnset { return }
+            throw ProblemError(.unauthorized,
+                               "registry \(registration.registry.loginServer) has no webhook secret; set one with PUT /v1/tenants/{tenantId}/registries/{registryId}/webhook-secret")
+        }
+        guard var presented = authorization?.trimmingCharacters(in: .whitespaces), !presented.isEmpty else {
+            throw ProblemError(.unauthorized, "the webhook carries no Authorization header (Bearer <webhook secret>)")
+        }
+        if presented.lowercased().hasPrefix("bearer ") {
+            presented = String(presented.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        }
+        let actual = hash(presented)
+        var difference: UInt8 = 0
+        for (a, b) in zip(actual, expected) { difference |= a ^ b }
+        guard difference == 0, actual.count == expected.count else {
+            throw ProblemError(.unauthorized, "the webhook secret does not match registry \(registration.registry.loginServer)'s")
+        }
+    }
+}
+
+/// The `Authorization` header of the request being handled: the generated OpenAPI server does not pass
+/// it to handlers (OpenAPI 3.1 leaves `Authorization` to security schemes), so a middleware binds it here.
+enum WebhookRequest {
+    @TaskLocal static var authorization: String?
+}

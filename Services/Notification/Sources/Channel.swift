@@ -1,0 +1,129 @@
+import Foundation
+
+/// Where alerts go: a channel of a subscription (notification.yaml, "Channels").
+struct Channel: Sendable, Equatable {
+    /// The payload format and transport of a channel.
+    enum Kind: String, Sendable, CaseIterable {
+        /// The alert JSON, signed with HMAC-SHA256 (`WebhookSignature`).
+        case webhook
+        /// A Slack incoming-webhook message (`text` plus Block Kit `blocks`).
+        case slack
+        /// A Microsoft Teams incoming-webhook message carrying an Adaptive Card.
+        case teams
+        /// A CloudEvents 1.0 event in structured JSON mode, signed when a secret is set.
+        case cloudevents
+        /// Plain-text e-mail over SMTP, one message per recipient.
+        case email
+    }
+
+    var id: UUID
+    var tenantID: UUID
+    var subscriptionID: UUID
+    var kind: Kind
+    var name: String
+    /// The receiver URL; nil for e-mail.
+    var url: String?
+    var secret: String?
+    var recipients: [String]
+    var createdAt: Date
+
+    /// The delivery targets: the URL, or one `mailto:` URL per recipient (RFC 6068).
+    var targets: [String] {
+        if kind == .email { return recipients.map { "mailto:" + $0 } }
+        return url.map { [$0] } ?? []
+    }
+}
+
+/// An alert rule (notification.yaml, "Rules").
+struct AlertRule: Sendable, Equatable {
+    var id: UUID
+    var name: String
+    var kind: AlertKind
+    /// Finding kinds only: the lowest severity that alerts; nil means any.
+    var minSeverity: FindingSeverity?
+    /// `scansFailing` only: failures in a row that alert (3 when nil).
+    var minConsecutiveFailures: Int?
+    var channelIDs: [UUID]
+    var createdAt: Date
+
+    static let defaultConsecutiveFailures = 3
+}
+
+/// The conditions rules alert on, plus `imageHealthy`, a state signal no rule routes.
+enum AlertKind: String, Sendable, CaseIterable {
+    case imageUnhealthy
+    case newFindings
+    case scansFailing
+    case feedsStale
+    case registryUnreachable
+    case imageHealthy
+
+    /// Kinds about one image (`imageDigest`, `repositoryName`, `registryHost` required).
+    var concernsImage: Bool {
+        switch self {
+        case .imageUnhealthy, .newFindings, .scansFailing, .imageHealthy: true
+        case .feedsStale, .registryUnreachable: false
+        }
+    }
+
+    /// Kinds whose findings carry severities a rule can filter on.
+    var carriesFindings: Bool { self == .imageUnhealthy || self == .newFindings }
+
+    /// Kinds that alert once per episode (`since`) rather than per image state.
+    var isEpisodic: Bool { self == .scansFailing || self == .feedsStale || self == .registryUnreachable }
+
+    /// Words for people: e-mail subjects, chat titles.
+    var title: String {
+        switch self {
+        case .imageUnhealthy: "Image unhealthy"
+        case .newFindings: "New findings on a scanned image"
+        case .scansFailing: "Scans failing"
+        case .feedsStale: "Vulnerability feed stale"
+        case .registryUnreachable: "Registry unreachable"
+        case .imageHealthy: "Image healthy"
+        }
+    }
+}
+
+/// Finding severities in order (the same scale as `GantryModel.Severity`), parsed in any letter case.
+enum FindingSeverity: Int, Sendable, Comparable, CaseIterable {
+    case unknown, negligible, low, medium, high, critical
+
+    init?(name: String) {
+        guard let match = Self.allCases.first(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) else { return nil }
+        self = match
+    }
+
+    /// The canonical spelling (notification.yaml `Severity`).
+    var name: String {
+        switch self {
+        case .unknown: "Unknown"
+        case .negligible: "Negligible"
+        case .low: "Low"
+        case .medium: "Medium"
+        case .high: "High"
+        case .critical: "Critical"
+        }
+    }
+
+    static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// E-mail address checks for recipients and the sender (RFC 5321 section 4.1.2 `Mailbox`, ASCII dot-atoms only):
+/// what passes can go on an SMTP command line and in a header without quoting or injection.
+enum EmailAddress {
+    private static let atomCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-")
+    private static let labelCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+    static func isValid(_ address: String) -> Bool {
+        guard address.utf8.count <= 254 else { return false }
+        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0].utf8.count <= 64 else { return false }
+        let atoms = parts[0].split(separator: ".", omittingEmptySubsequences: false)
+        guard atoms.allSatisfy({ !$0.isEmpty && $0.allSatisfy(atomCharacters.contains) }) else { return false }
+        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+        return labels.allSatisfy {
+            !$0.isEmpty && $0.count <= 63 && $0.allSatisfy(labelCharacters.contains) && $0.first != "-" && $0.last != "-"
+        }
+    }
+}

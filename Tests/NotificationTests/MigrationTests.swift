@@ -1,0 +1,73 @@
+import Foundation
+import GantryRuntime
+import GantryTesting
+import HTTPTypes
+import Logging
+import NIOHTTP1
+import Notification
+import PostgresNIO
+import Testing
+
+/// The upgrade from webhooks to channels (migration 0002) on a database that has data from 0001.
+@Suite struct MigrationTests {
+    static var migrations: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Services/Notification/Sources/Migrations").standardizedFileURL
+    }
+
+    @Test("webhooks, alerts and deliveries of 0001 survive as channels; a pending delivery is still delivered")
+    func webhooksBecomeChannels() async throws {
+        let tenant = UUID(), subscription = UUID(), webhook = UUID(), delivered = UUID(), pending = UUID()
+        let logger = Logger(label: "migration-test")
+        try await Harness.run(prepare: { database, port in
+            let first = try Migration.load(from: Self.migrations).filter { $0.version == 1 }
+            try #require(first.count == 1)
+            try await database.withClient { client in
+                try await Migrator(schema: "notification", migrations: first).migrate(client: client, logger: logger)
+                let url = "http://127.0.0.1:\(port)/hook/old"
+                let payload = #"{"findings":[],"imageDigest":"sha256:\#(String(repeating: "ab", count: 32))","kind":"imageUnhealthy","messageId":"old","registryHost":"registry.example.com","repositoryName":"library/alpine","subscriptionId":"\#(subscription.uuidString.lowercased())","summary":"old alert","tenantId":"\#(tenant.uuidString.lowercased())"}"#
+                try await client.query("""
+                    INSERT INTO notification.webhooks (id, tenant_id, subscription_id, url, secret)
+                    VALUES (\(webhook), \(tenant), \(subscription), \(url), \(Harness.secret))
+                    """, logger: logger)
+                for (id, message) in [(delivered, "old-1"), (pending, "old-2")] {
+                    try await client.query("""
+                        INSERT INTO notification.alerts (message_id, tenant_id, subscription_id, kind, payload)
+                        VALUES (\(message), \(tenant), \(subscription), 'imageUnhealthy', \(payload))
+                        """, logger: logger)
+                    try await client.query("""
+                        INSERT INTO notification.deliveries (id, tenant_id, subscription_id, webhook_id, alert_id, status, attempts,
+                                                             delivered_at)
+                        VALUES (\(id), \(tenant), \(subscription), \(webhook), \(message),
+                                \(id == delivered ? "delivered" : "pending"), \(id == delivered ? 1 : 0),
+                                \(id == delivered ? Date() : nil))
+                        """, logger: logger)
+                }
+            }
+        }) { h in
+            let base = "\(h.base)/v1/tenants/\(tenant.uuidString.lowercased())/subscriptions/\(subscription.uuidString.lowercased())"
+            let hooks = try await TestHTTP.send(.GET, "\(base)/webhooks").object()["items"] as? [[String: Any]]
+            #expect(hooks?.map { $0["id"] as? String } == [webhook.uuidString.lowercased()])
+            let channels = try await TestHTTP.send(.GET, "\(base)/channels").object()["items"] as? [[String: Any]]
+            #expect(channels?.first?["type"] as? String == "webhook")
+            #expect(channels?.first?["signed"] as? Bool == true)
+            // The pending delivery goes out, signed with the secret kept through the migration.
+            let post = try await eventually("the old pending delivery arrives") { await h.receiver.received.first }
+            #expect(post.path == "/hook/old")
+            #expect(post.deliveryID == pending.uuidString.lowercased())
+            #expect(WebhookSignature.verify(signature: post.signature ?? "", timestamp: post.timestamp ?? "", body: post.body,
+                                            secret: Harness.secret) == .valid)
+            let log = try await eventually("both deliveries are delivered") {
+                let items = try await TestHTTP.send(.GET, "\(base)/deliveries?status=delivered").object()["items"] as? [[String: Any]]
+                return items?.count == 2 ? items : nil
+            }
+            #expect(Set(log.compactMap { $0["id"] as? String }) == [delivered, pending].map { $0.uuidString.lowercased() }.asSet)
+            #expect(log.allSatisfy { ($0["url"] as? String)?.hasSuffix("/hook/old") == true && $0["channelType"] as? String == "webhook" })
+            #expect(try await h.count("SELECT count(*)::int FROM information_schema.tables WHERE table_schema = 'notification' AND table_name = 'webhooks'") == 0)
+        }
+    }
+}
+
+extension Array where Element: Hashable {
+    var asSet: Set<Element> { Set(self) }
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Ingestion intake benchmark (issue 5, "Benchmark"): sustained webhook events per second and latency
+# percentiles on loopback, with the scanner idle (not running). Release builds of gantry-discovery and
+# gantry-ingestion run on free ports against a fresh database on the project's PostgreSQL; one registry
+# with a webhook secret is registered; gantry-intake-bench (a closed-loop Swift client, fresh event IDs
+# so every event is recorded) drives `POST /v1/events/distribution` with Authorization: Bearer <secret>.
+# The event processor runs during the measurement, as in production.
+#
+# Target (issue 5): at least 5,000 events/s at p99 under 20 ms on the 2-core machine.
+#
+# Each combination of connections (BENCH_INTAKE_CONNECTIONS, default "4 8 32": concurrent senders, each
+# waiting for its answer) and events per request (1, as distribution sends them, and 10) is one run.
+#
+# Environment: BENCH_INTAKE_SECONDS (default 8),
+# GANTRY_TEST_DATABASE_URL (admin URL, default postgres://gantry:gantry@127.0.0.1:5433/postgres).
+GANTRY_SCRIPT=bench-intake
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+seconds="${BENCH_INTAKE_SECONDS:-8}"
+connection_counts="${BENCH_INTAKE_CONNECTIONS:-4 8 32}"
+admin_url="${GANTRY_TEST_DATABASE_URL:-postgres://gantry:gantry@127.0.0.1:5433/postgres}"
+command -v psql >/dev/null || die "psql is missing (scripts/deps.sh installs postgresql-client)"
+"$GANTRY_ROOT/scripts/postgres.sh" start >/dev/null
+
+log "building gantry-discovery, gantry-ingestion and gantry-intake-bench (release)"
+for product in gantry-discovery gantry-ingestion gantry-intake-bench; do
+    swift build -c release --product "$product" >/dev/null
+done
+bin="$(swift build -c release --show-bin-path)"
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+database="gantry_bench_intake_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+psql -q "$admin_url" -c "CREATE DATABASE $database" >/dev/null
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+discovery_port="$(free_port)"
+ingestion_port="$(free_port)"
+scanner_port="$(free_port)"   # nothing listens: the scanner is idle (down), scan requests wait in the outbox
+export GANTRY_DATABASE_URL="${admin_url%/*}/$database"
+export GANTRY_SERVICE_KEY="$(head -c 48 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+export GANTRY_SECRET_KEY="$(head -c 32 /dev/urandom | base64 -w0)"
+export GANTRY_CLOUD=commercial GANTRY_PROFILE=development GANTRY_HOST=127.0.0.1 GANTRY_LOG_LEVEL=error
+export GANTRY_DISCOVERY_URL="http://127.0.0.1:$discovery_port" GANTRY_INGESTION_URL="http://127.0.0.1:$ingestion_port"
+export GANTRY_SCANNER_URL="http://127.0.0.1:$scanner_port"
+GANTRY_PORT="$discovery_port" "$bin/gantry-discovery" >"$work/discovery.log" 2>&1 &
+pids+=($!)
+GANTRY_PORT="$ingestion_port" "$bin/gantry-ingestion" >"$work/ingestion.log" 2>&1 &
+pids+=($!)
+for port in "$discovery_port" "$ingestion_port"; do
+    for ((i = 0; i < 300; i++)); do
+        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || die "the service on port $port did not become ready (logs in $work)"
+done
+
+json() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+discovery="http://127.0.0.1:$discovery_port"
+tenant="$(curl -fsS -X POST "$discovery/v1/tenants" -H 'Content-Type: application/json' -d '{"name":"bench"}' | json id)"
+subscription="$(curl -fsS -X POST "$discovery/v1/tenants/$tenant/subscriptions" -H 'Content-Type: application/json' \
+    -d '{"name":"bench","cloudType":"commercial"}' | json id)"
+curl -fsS -X PUT "$discovery/v1/tenants/$tenant/subscriptions/$subscription/plan" -H 'Content-Type: application/json' \
+    -d '{"enabled":true}' >/dev/null
+registry="$(curl -fsS -X POST "$discovery/v1/tenants/$tenant/subscriptions/$subscription/registries" \
+    -H 'Content-Type: application/json' -d '{"loginServer":"bench.example.com"}' | json id)"
+header="$(curl -fsS -X PUT "http://127.0.0.1:$ingestion_port/v1/tenants/$tenant/registries/$registry/webhook-secret" \
+    -H 'Content-Type: application/json' -d '{}' | json header)"
+
+url="http://127.0.0.1:$ingestion_port/v1/events/distribution"
+printf '%-30s %9s %10s %7s %7s %7s %7s %9s %6s\n' "intake" events/s requests/s "p50 ms" "p90 ms" "p99 ms" "max ms" requests errors
+for connections in $connection_counts; do
+    for events in 1 10; do
+        read -r eps rps p50 p90 p99 max requests errors < <("$bin/gantry-intake-bench" --url "$url" --authorization "$header" \
+            --host bench.example.com --connections "$connections" --events "$events" --seconds "$seconds" --warmup 2)
+        printf '%-30s %9s %10s %7s %7s %7s %7s %9s %6s\n' "$connections conn, $events event(s)/request" "$eps" "$rps" "$p50" \
+            "$p90" "$p99" "$max" "$requests" "$errors"
+    done
+done
+pending="$(psql -qtA "$GANTRY_DATABASE_URL" -c 'SELECT count(*) FROM ingestion.events WHERE processed_at IS NULL')"
+recorded="$(psql -qtA "$GANTRY_DATABASE_URL" -c 'SELECT count(*) FROM ingestion.events')"
+echo "recorded $recorded events; $pending still waiting for the event processor when the load stopped"
+echo "target (issue 5): >= 5000 events/s with p99 < 20 ms; ${seconds}s per run after a 2 s warm-up, scanner idle"
