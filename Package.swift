@@ -87,13 +87,15 @@ var targets: [Target] = [
                                                        .product(name: "HTTPTypes", package: "swift-http-types"),
                                                        .product(name: "JWTKit", package: "jwt-kit")],
                 swiftSettings: gantrySwiftSettings),
-    .testTarget(name: "RegistryClientTests", dependencies: ["RegistryClient", "GantryTesting", asyncHTTPClient],
+    .testTarget(name: "RegistryClientTests", dependencies: ["RegistryClient", "GantryTesting", "GantryModel", asyncHTTPClient, crypto,
+                                                        logging, nioCore],
                 swiftSettings: gantrySwiftSettings),
-    .testTarget(name: "ImageAnalysisTests", dependencies: ["ImageAnalysis", "GantryTesting"], swiftSettings: gantrySwiftSettings),
-    .testTarget(name: "VulnerabilityDBTests", dependencies: ["VulnerabilityDB", "ImageAnalysis", "GantryTesting"], swiftSettings: gantrySwiftSettings),
+    .testTarget(name: "ImageAnalysisTests", dependencies: ["ImageAnalysis", "GantryTesting", "GantryModel", "CArchive"], swiftSettings: gantrySwiftSettings),
+    .testTarget(name: "VulnerabilityDBTests", dependencies: ["VulnerabilityDB", "ImageAnalysis", "GantryTesting", "GantryModel", crypto], swiftSettings: gantrySwiftSettings),
     .testTarget(
         name: "EndToEndTests",
-        dependencies: ["GantryTesting", "GantryRuntime", "RegistryClient", asyncHTTPClient, postgresNIO]
+        dependencies: ["GantryTesting", "GantryRuntime", "GantryModel", "RegistryClient", asyncHTTPClient, postgresNIO, hummingbird,
+                       logging, nioCore, nioHTTP1, serviceLifecycle, .product(name: "HTTPTypes", package: "swift-http-types")]
             + services.map { Target.Dependency(stringLiteral: $0.name) }
             + apiModules.map { Target.Dependency(stringLiteral: $0) },
         swiftSettings: gantrySwiftSettings),
@@ -133,6 +135,10 @@ for service in services {
 // The scanner's queue and re-evaluation tests run discovery beside the scanner and build its parts.
 if let scannerTests = targets.first(where: { $0.name == "ScannerTests" }) {
     scannerTests.dependencies += ["Discovery", "GantryModel", asyncHTTPClient, openAPIRuntime]
+}
+// The ingestion tests register registries through discovery's parts.
+if let ingestionTests = targets.first(where: { $0.name == "IngestionTests" }) {
+    ingestionTests.dependencies += ["Discovery"]
 }
 
 let package = Package(

@@ -190,7 +190,7 @@ struct IngestionLifecycleTests {
             _ = try h.receipt(try await h.post(events: [h.event(id: "p"), pull]))
             try await h.processed()
             // The service created the schedule a week ahead; make it due now, as a week later would.
-            try await h.database.withClient { client in
+            _ = try await h.database.withClient { client in
                 try await client.query("UPDATE ingestion.rescan_schedule SET next_run_at = now() - interval '1 second'")
             }
             let runtime = try await ServiceRuntime(configuration: try h.env.configuration(.ingestion), migrations: [])

@@ -95,8 +95,14 @@ actor EventWriter {
                 batch.append(queue.removeFirst())
                 count += next.events.count
             }
+            let requests = batch.map { (events: $0.events, registryID: $0.registryID, tenantID: $0.tenantID) }
+            let database = self.database, logger = self.logger
             do {
-                let recorded = try await insert(batch)
+                // Bounded: a statement caught by a database restart may never answer (see `bounded`); its
+                // requests then fail and the registries re-send them (duplicates are recognised).
+                let recorded = try await bounded("recording \(count) events", .seconds(15)) {
+                    try await Self.insert(requests, database: database, logger: logger)
+                }
                 for (waiting, value) in zip(batch, recorded) { waiting.continuation.resume(returning: value) }
             } catch {
                 for waiting in batch { waiting.continuation.resume(throwing: error) }
@@ -106,7 +112,8 @@ actor EventWriter {
     }
 
     /// One INSERT for the whole batch; returns, per request, how many of its events were new.
-    private func insert(_ batch: [Waiting]) async throws -> [Int] {
+    private static func insert(_ batch: [(events: [IncomingEvent], registryID: UUID, tenantID: UUID)],
+                               database: PostgresClient, logger: Logger) async throws -> [Int] {
         var registries: [UUID] = [], tenants: [UUID] = [], ids: [String] = [], sources: [String] = [], actions: [String] = []
         var mediaTypes: [String] = [], repositories: [String] = [], digests: [String] = [], tags: [String] = []
         var times: [String] = []

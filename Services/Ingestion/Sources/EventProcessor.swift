@@ -27,7 +27,8 @@ struct EventProcessor: Service {
     func run() async throws {
         await PollingLoop.run(name: "event processor", readiness: runtime.readiness, interval: pollInterval,
                               logger: runtime.logger) {
-            try await processBatch() > 0
+            // Bounded: a transaction caught by a database restart may never answer (see `bounded`).
+            try await bounded("an event-processing batch", .seconds(15)) { try await processBatch() } > 0
         }
     }
 
