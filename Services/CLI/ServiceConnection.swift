@@ -7,17 +7,21 @@ import GantryRuntime
 import OpenAPIAsyncHTTPClient
 import OpenAPIRuntime
 
-/// How the CLI reaches the services: their URLs from `GANTRY_<SERVICE>_URL` and, for internal
-/// routes, service tokens signed with `GANTRY_SERVICE_KEY` (issuer `gantry-cli`).
+/// How the CLI reaches the services: their URLs from `GANTRY_<SERVICE>_URL`; for internal routes, service
+/// tokens signed with `GANTRY_SERVICE_KEY` (issuer `gantry-cli`); for public routes, the user token in
+/// `GANTRY_TOKEN` or, when `GANTRY_DEV_TOKEN_KEY_FILE` names the development key, a development token it mints
+/// (Platform Operator and Owner of the tenant in the path, docs/ROLES.md).
 struct ServiceConnection: Sendable {
     let urls: [GantryServiceName: URL]
     let tokens: ServiceTokens
+    var user: UserCredentials = .none
 
-    /// - Throws: `ConfigurationError` when `GANTRY_SERVICE_KEY` or a URL is missing or malformed.
+    /// - Throws: `ConfigurationError` when `GANTRY_SERVICE_KEY`, a URL or the development key is missing or malformed.
     static func fromEnvironment() async throws -> ServiceConnection {
         let configuration = try GantryConfiguration(service: .scanner)
         return ServiceConnection(urls: configuration.peerURLs,
-                                 tokens: await ServiceTokens(key: configuration.serviceKey, issuer: "gantry-cli"))
+                                 tokens: await ServiceTokens(key: configuration.serviceKey, issuer: "gantry-cli"),
+                                 user: try await UserCredentials.fromEnvironment(configuration.environment))
     }
 
     func url(_ service: GantryServiceName) -> URL {
@@ -27,7 +31,7 @@ struct ServiceConnection: Sendable {
     /// Transport and the token middleware for a generated client of `service`.
     func clientParts(_ service: GantryServiceName) -> (URL, any ClientTransport, [any ClientMiddleware]) {
         (url(service), AsyncHTTPClientTransport(configuration: .init(client: .shared, timeout: .seconds(60))),
-         [PeerCallMiddleware(tokens: tokens, audience: service.rawValue)])
+         [PeerCallMiddleware(tokens: tokens, audience: service.rawValue), UserTokenMiddleware(user: user)])
     }
 
     /// Waits until every service answers `/readyz` with 200.
@@ -57,4 +61,55 @@ struct ServiceConnection: Sendable {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The user identity the CLI presents on public routes.
+enum UserCredentials: Sendable {
+    case none
+    /// A token given in `GANTRY_TOKEN` (or `--token`).
+    case token(String)
+    /// Mint a development token per call (development profile only).
+    case development(DevelopmentTokens)
+
+    /// `GANTRY_TOKEN` wins; else the development key of `GANTRY_DEV_TOKEN_KEY_FILE`; else none (public routes answer 401).
+    /// - Throws: `ConfigurationError` when the key file cannot be read or is not an ES256 key.
+    static func fromEnvironment(_ environment: [String: String]) async throws -> UserCredentials {
+        if let token = environment["GANTRY_TOKEN"], !token.isEmpty { return .token(token) }
+        guard let file = environment["GANTRY_DEV_TOKEN_KEY_FILE"], !file.isEmpty else { return .none }
+        do {
+            return .development(try await DevelopmentTokens(pem: try String(contentsOfFile: file, encoding: .utf8)))
+        } catch {
+            throw ConfigurationError(variable: "GANTRY_DEV_TOKEN_KEY_FILE", message: "cannot use '\(file)': \(error)")
+        }
+    }
+}
+
+/// Puts the user token on every call to a public route (`PeerCallMiddleware` before it set the service token,
+/// which only `/internal/` routes accept).
+struct UserTokenMiddleware: ClientMiddleware {
+    let user: UserCredentials
+
+    func intercept(_ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+                   next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?))
+        async throws -> (HTTPResponse, HTTPBody?) {
+        let path = String((request.path ?? "/").prefix { $0 != "?" })
+        guard !AccessPolicy.isExempt(path: path) else { return try await next(request, body, baseURL) }
+        var request = request
+        switch user {
+        case .none:
+            request.headerFields[.authorization] = nil
+        case .token(let token):
+            request.headerFields[.authorization] = "Bearer \(token)"
+        case .development(let signer):
+            let segments = path.split(separator: "/")
+            var tenants: [String: [TenantRole]] = [:]
+            if let index = segments.firstIndex(of: "tenants"), index + 1 < segments.count {
+                tenants[String(segments[index + 1])] = [.owner]
+            }
+            let token = try await signer.token(subject: "gantry-cli", tenantRoles: tenants,
+                                               platformRoles: [.platformOperator], lifetime: 300)
+            request.headerFields[.authorization] = "Bearer \(token)"
+        }
+        return try await next(request, body, baseURL)
+    }
 }

@@ -110,6 +110,8 @@ public struct Migrator: Sendable {
         return try await client.withTransaction(logger: logger) { connection in
             // Transaction-scoped lock keyed by the schema name: released at COMMIT or ROLLBACK.
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("gantry.migrate." + schema)))", logger: logger)
+            // Data migrations must see and change every tenant's rows of row-level-secured tables (TenantScope).
+            try await connection.query("SELECT set_config(\(TenantScope.systemSetting), 'on', true)", logger: logger)
             try await connection.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: schema)", logger: logger)
             try await connection.query("""
                 CREATE TABLE IF NOT EXISTS \(unescaped: schema).schema_migrations (

@@ -22,6 +22,8 @@ public final class ServiceRuntime: Sendable {
     public let migrator: Migrator
     public let outbox: Outbox
     public let inbox: Inbox
+    /// Verifies user tokens on public routes (`UserAuthSettings`, docs/ROLES.md).
+    public let users: UserAuthenticator
 
     /// - Parameter migrations: the service's own migrations (its `Migrations` resources).
     public init(configuration: GantryConfiguration, migrations: [Migration], logger: Logger? = nil) async throws {
@@ -39,6 +41,11 @@ public final class ServiceRuntime: Sendable {
         migrator = try Migrator(schema: configuration.service.schema, migrations: migrations)
         outbox = Outbox(schema: configuration.service.schema)
         inbox = Inbox(schema: configuration.service.schema)
+        users = try await UserAuthenticator(settings: try UserAuthSettings(configuration: configuration),
+                                            httpClient: httpClient, logger: logger)
+        if !users.isConfigured {
+            logger.warning("no user authentication is configured (GANTRY_OIDC_ISSUER/GANTRY_OIDC_JWKS_URL or, in development, GANTRY_DEV_TOKEN_KEY_FILE): every public route answers 401")
+        }
     }
 
     /// The schema this service owns.
@@ -61,9 +68,11 @@ public final class ServiceRuntime: Sendable {
     /// the service's routes, migration before the server listens, and `services` (workers) beside it.
     /// Services stop in reverse order on graceful shutdown: list what others use (an HTTP client) first.
     ///
+    /// - Parameter accessPolicy: the service's role table (docs/ROLES.md); routes missing from it are denied.
     /// - Parameter routes: registers the service's routes (usually the generated `registerHandlers`).
     public func makeApplication(
         openAPIDocument: String,
+        accessPolicy: AccessPolicy = AccessPolicy([]),
         services: [any Service] = [],
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         routes: (Router<BasicRequestContext>) throws -> Void
@@ -74,6 +83,7 @@ public final class ServiceRuntime: Sendable {
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
         router.add(middleware: ServiceAuthMiddleware(tokens: tokens, audience: configuration.service.rawValue))
+        router.add(middleware: UserAuthMiddleware(authenticator: users, policy: accessPolicy))
         let database = self.database
         let readiness = self.readiness
         let logger = self.logger

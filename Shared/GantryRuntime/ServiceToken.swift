@@ -69,9 +69,22 @@ public struct ServiceAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let firstSegment = request.uri.path.split(separator: "/", omittingEmptySubsequences: true).first
         guard firstSegment?.lowercased() == "internal" else { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
-            throw ProblemError(.unauthorized, "internal routes require a service token (Authorization: Bearer …)")
+            return Self.unauthorized(request.uri.path, "internal routes require a service token (Authorization: Bearer …)",
+                                     error: nil)
         }
-        _ = try await tokens.verify(String(header.dropFirst("Bearer ".count)), audience: audience)
+        do {
+            _ = try await tokens.verify(String(header.dropFirst("Bearer ".count)), audience: audience)
+        } catch let problem as ProblemError {
+            return Self.unauthorized(request.uri.path, problem.detail, error: "invalid_token")
+        }
         return try await next(request, context)
+    }
+
+    /// 401 problem+json with the challenge RFC 6750 §3 asks for.
+    static func unauthorized(_ path: String, _ detail: String, error: String?) -> Response {
+        var response = ProblemMiddleware<Context>.response(status: .unauthorized, detail: detail, instance: path)
+        response.headers[.wwwAuthenticate] = error.map { #"Bearer realm="gantry-internal", error="\#($0)""# }
+            ?? #"Bearer realm="gantry-internal""#
+        return response
     }
 }

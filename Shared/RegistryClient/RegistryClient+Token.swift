@@ -44,6 +44,7 @@ extension RegistryClient {
         guard let url = components.string else {
             throw RegistryError.malformed("cannot build a token request from realm \(realm)")
         }
+        try addressGuard?.check(url)
         var request = HTTPClientRequest(url: url)
         if let credentials { request.headers.add(name: "Authorization", value: credentials.basicAuthorization) }
         let response: HTTPClientResponse

@@ -16,7 +16,9 @@ extension RegistryClient {
     ///   doubling backoff, honouring `Retry-After` (RFC 9110 §10.2.3), capped at `limits.maxBackoff`. A retry
     ///   after a redirect asks the redirect target again (a blob store's pre-signed URL stays valid for minutes).
     ///   When the retries are used up, the error says how many were made.
-    /// - Throws: `RegistryError.unauthorized`, `.notFound`, `.http`, `.transport`.
+    /// - SSRF guard: with `addressGuard` set, the start URL and every redirect target are checked before they are
+    ///   requested; a refused one throws `AddressRefusal`.
+    /// - Throws: `RegistryError.unauthorized`, `.notFound`, `.http`, `.transport`; `AddressRefusal`.
     func get(_ startURL: String, endpoint: RegistryEndpoint, scope: String, accept: [String],
              timeout: Duration) async throws -> HTTPClientResponse {
         let cacheKey = AuthorizationCache.key(origin: endpoint.origin, scope: scope,
@@ -27,6 +29,8 @@ extension RegistryClient {
         var redirects = 0
         var url = startURL
         while true {
+            // SSRF guard: the start URL and every redirect hop (a registry may redirect to metadata endpoints).
+            try addressGuard?.check(url)
             var request = HTTPClientRequest(url: url)
             request.method = .GET
             if !accept.isEmpty { request.headers.add(name: "Accept", value: accept.joined(separator: ", ")) }

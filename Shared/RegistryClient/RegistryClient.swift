@@ -21,15 +21,19 @@ public final class RegistryClient: Sendable {
     public let limits: RegistryLimits
     let logger: Logger
     let authorizations = AuthorizationCache()
+    /// When set, every request URL (start, each redirect hop, token realm) is checked before it is sent.
+    public let addressGuard: AddressGuard?
 
     /// - Parameters:
     ///   - httpClient: shared, owned and shut down by the caller.
     ///   - limits: size, retry and timeout bounds.
     ///   - logger: requests at `debug`, retries at `info`.
-    public init(httpClient: HTTPClient, limits: RegistryLimits = .init(), logger: Logger) {
+    ///   - addressGuard: the SSRF guard; a refused URL throws `AddressRefusal` before any byte is sent.
+    public init(httpClient: HTTPClient, limits: RegistryLimits = .init(), logger: Logger, addressGuard: AddressGuard? = nil) {
         self.httpClient = httpClient
         self.limits = limits
         self.logger = logger
+        self.addressGuard = addressGuard
     }
 
     /// Fetches a manifest or index: `GET /v2/<name>/manifests/<reference>` (distribution spec,

@@ -2,6 +2,7 @@ import Billing
 import Foundation
 import GantryRuntime
 import GantryTesting
+import Logging
 import NIOHTTP1
 import PostgresNIO
 import Testing
@@ -58,11 +59,15 @@ struct BillingHarness: Sendable {
         try await get("/v1/tenants/\(tenant)/subscriptions/\(subscription)/usage\(query)")
     }
 
-    /// One integer from a SQL query on the service's database.
+    /// One integer from a SQL query on the service's database, seeing every tenant's rows (system access).
     func count(_ query: PostgresQuery) async throws -> Int {
         try await database.withClient { client in
-            for try await count in try await client.query(query).decode(Int.self) { return count }
-            return -1
+            try await client.withSystemAccess(logger: Logger(label: "test-db")) { connection in
+                for try await count in try await connection.query(query, logger: Logger(label: "test-db")).decode(Int.self) {
+                    return count
+                }
+                return -1
+            }
         }
     }
 

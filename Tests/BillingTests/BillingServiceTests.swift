@@ -216,10 +216,13 @@ struct BillingServiceTests {
             #expect(usage["billableImages"] as? Int == 1)
             #expect(usage["amount"] as? String == "0.2900")
             let dispositions = try await h.database.withClient { client in
-                var rows: [String] = []
-                for try await row in try await client.query("SELECT disposition FROM billing.usage_events ORDER BY received_at")
-                    .decode(String.self) { rows.append(row) }
-                return rows
+                try await client.withTenant(UUID(uuidString: account.tenant)!, logger: Logger(label: "test-db")) { connection in
+                    var rows: [String] = []
+                    for try await row in try await connection.query(
+                        "SELECT disposition FROM billing.usage_events ORDER BY received_at", logger: Logger(label: "test-db"))
+                        .decode(String.self) { rows.append(row) }
+                    return rows
+                }
             }
             #expect(dispositions == ["notAssessed", "notAssessed", "planDisabled", "freeTrigger", "freeTrigger", "charged"])
         }

@@ -33,6 +33,21 @@ struct ComposeTests {
         #expect(update.count == Self.gantryServices.count)
         #expect(update.allSatisfy { $0 == (cloud == "commercial" ? "21600" : "0") }, "GANTRY_FEEDS_UPDATE_SECONDS values: \(update)")
 
+        // User sign-in is configured the same way for every service (OIDC issuer, JWKS URL, audience).
+        let audiences = RenderedCompose.values(of: "GANTRY_OIDC_AUDIENCE", in: result.stdout)
+        #expect(audiences.count == Self.gantryServices.count && audiences.allSatisfy { $0 == "gantry" }, "\(audiences)")
+        #expect(RenderedCompose.values(of: "GANTRY_OIDC_ISSUER", in: result.stdout).count == Self.gantryServices.count)
+        #expect(RenderedCompose.values(of: "GANTRY_OIDC_JWKS_URL", in: result.stdout).count == Self.gantryServices.count)
+
+        // The services' database role is not the image's superuser (superusers bypass row-level security):
+        // the init script creates it as a plain owner.
+        #expect(RenderedCompose.values(of: "POSTGRES_USER", in: result.stdout) == ["postgres"])
+        #expect(result.stdout.contains("/docker-entrypoint-initdb.d"))
+        let initScript = try String(contentsOf: ComposeRunner.composeDirectory.appendingPathComponent("postgres-init/10-gantry-role.sh"),
+                                    encoding: .utf8)
+        #expect(initScript.contains("CREATE ROLE gantry LOGIN NOSUPERUSER NOBYPASSRLS"))
+        #expect(initScript.contains("CREATE DATABASE gantry OWNER gantry"))
+
         // Peers are reached by service hostname, never loopback.
         #expect(result.stdout.contains("GANTRY_INGESTION_URL: http://ingestion:8082"))
         #expect(!RenderedCompose.values(of: "GANTRY_DATABASE_URL", in: result.stdout).contains { $0.contains("127.0.0.1") })
@@ -126,6 +141,7 @@ enum ComposeRunner {
             !$0.key.hasPrefix("GANTRY_") && !$0.key.hasPrefix("COMPOSE_")
         }
         environment["GANTRY_DB_PASSWORD"] = "test-\(UUID().uuidString)"
+        environment["GANTRY_DB_ADMIN_PASSWORD"] = "admin-\(UUID().uuidString)"
         environment["GANTRY_SERVICE_KEY"] = "test-service-key-\(UUID().uuidString)"
         environment["GANTRY_SECRET_KEY"] = Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString()
         return environment

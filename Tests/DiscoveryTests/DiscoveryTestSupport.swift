@@ -2,6 +2,7 @@ import Discovery
 import Foundation
 import GantryRuntime
 import GantryTesting
+import Logging
 import NIOHTTP1
 import PostgresNIO
 import Testing
@@ -15,10 +16,10 @@ struct DiscoveryHarness: Sendable {
 
     /// Creates a database, runs discovery on it for the length of `body`, then drops the database,
     /// whether `body` passed or threw.
-    static func run(_ body: @Sendable (DiscoveryHarness) async throws -> Void) async throws {
+    static func run(extra: [String: String] = [:], _ body: @Sendable (DiscoveryHarness) async throws -> Void) async throws {
         let database = try await TestDatabase.create()
         do {
-            let env = try TestEnvironment(database: database)
+            let env = try TestEnvironment(database: database, extra: extra)
             let app = try await buildDiscoveryApplication(configuration: env.configuration(.discovery))
             let harness = DiscoveryHarness(env: env, database: database)
             try await withRunningServices([app], readyPorts: [env.ports[.discovery]!]) {
@@ -57,14 +58,21 @@ struct DiscoveryHarness: Sendable {
         return try await TestHTTP.send(.GET, "\(base)/internal/v1/registries/lookup?host=\(query)", headers: headers)
     }
 
-    /// Rows of one `text`-valued column (or expression) of a query.
+    /// Rows of one `text`-valued column (or expression) of a query, over every tenant's rows (system access:
+    /// the tables have row-level security).
     func strings(_ query: PostgresQuery) async throws -> [String] {
         try await database.withClient { client in
-            var values: [String] = []
-            for try await value in try await client.query(query).decode(String.self) { values.append(value) }
-            return values
+            try await client.withSystemAccess(logger: Self.logger) { connection in
+                var values: [String] = []
+                for try await value in try await connection.query(query, logger: Self.logger).decode(String.self) {
+                    values.append(value)
+                }
+                return values
+            }
         }
     }
+
+    static let logger = Logger(label: "test-db")
 
     /// `plan_changed_at` of the (only) subscription, in microseconds since 1970.
     func planChangedMicroseconds() async throws -> Int64 {
@@ -72,13 +80,16 @@ struct DiscoveryHarness: Sendable {
         return try #require(values.count == 1 ? Int64(values[0]) : nil, "\(values)")
     }
 
+    /// Rows of `table`, of every tenant (system access).
     func count(_ table: String) async throws -> Int {
         try await database.withClient { client in
-            for try await count in try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(table)"))
-                .decode(Int.self) {
-                return count
+            try await client.withSystemAccess(logger: Self.logger) { connection in
+                for try await count in try await connection.query(PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(table)"),
+                                                                  logger: Self.logger).decode(Int.self) {
+                    return count
+                }
+                return -1
             }
-            return -1
         }
     }
 }

@@ -20,10 +20,14 @@ import Testing
 /// redelivers and every scanned image is billed exactly once, at the price and trial of its scan time.
 @Suite(.serialized, .enabled(if: Corpus.isAvailable, "the test corpus (../shared/corpus) is missing"))
 struct BillingFaultTests {
-    /// One integer from the stack's database.
+    /// One integer from the stack's database, seeing every tenant's rows (row-level security: system access).
     static func count(_ db: PostgresClient, _ query: PostgresQuery) async throws -> Int {
-        for try await count in try await db.query(query).decode(Int.self) { return count }
-        return -1
+        try await db.withSystemAccess(logger: Logger(label: "test-db")) { connection in
+            for try await count in try await connection.query(query, logger: Logger(label: "test-db")).decode(Int.self) {
+                return count
+            }
+            return -1
+        }
     }
 
     @Test("billing down while scans of three images (one scanned twice) complete: on return, and again after lost acknowledgements, each image is charged once")
@@ -164,10 +168,15 @@ struct BillingFaultTests {
         do { return try await body() } catch {
             let state = try await { () async throws -> String in
                 var lines: [String] = []
-                for try await (digest, trigger, status, failure) in try await client.query(
-                    "SELECT digest, trigger, status, error FROM scanner.scan_jobs ORDER BY queued_at")
-                    .decode((String, String, String, String?).self) {
-                    lines.append("job \(digest.prefix(19)) \(trigger) \(status) \(failure ?? "")")
+                // System access: scan_jobs has row-level security.
+                lines += try await client.withSystemAccess(logger: Logger(label: "test-db")) { connection in
+                    var jobs: [String] = []
+                    for try await (digest, trigger, status, failure) in try await connection.query(
+                        "SELECT digest, trigger, status, error FROM scanner.scan_jobs ORDER BY queued_at", logger: Logger(label: "test-db"))
+                        .decode((String, String, String, String?).self) {
+                        jobs.append("job \(digest.prefix(19)) \(trigger) \(status) \(failure ?? "")")
+                    }
+                    return jobs
                 }
                 for try await (destination, attempts, delivered, lastError) in try await client.query(
                     "SELECT destination, attempts, delivered_at IS NOT NULL, last_error FROM scanner.outbox ORDER BY id")
@@ -184,9 +193,13 @@ struct BillingFaultTests {
     /// One charge per digest, scanned (priced) before billing returned; one usage event per scan.
     static func expectBilledOnce(_ db: PostgresClient, digests: Set<String>, registryHost: String, scans: Int,
                                  before: Date) async throws {
-        var charged: [(String, Date, String?)] = []
-        for try await row in try await db.query("SELECT digest, scanned_at, registry_host FROM billing.charges")
-            .decode((String, Date, String?).self) { charged.append(row) }
+        let charged = try await db.withSystemAccess(logger: Logger(label: "test-db")) { connection in
+            var charged: [(String, Date, String?)] = []
+            for try await row in try await connection.query("SELECT digest, scanned_at, registry_host FROM billing.charges",
+                                                            logger: Logger(label: "test-db"))
+                .decode((String, Date, String?).self) { charged.append(row) }
+            return charged
+        }
         #expect(charged.count == 3)
         #expect(Set(charged.map(\.0)) == digests)
         #expect(charged.allSatisfy { $0.1 < before && $0.2 == registryHost })

@@ -284,10 +284,14 @@ struct EndToEndTests {
             // The password is not stored in clear.
             let password = stack.credentials?.password ?? ""
             let sealed = try await stack.env.database.withClient { client in
-                var values: [String] = []
-                for try await value in try await client.query("SELECT credentials_sealed FROM discovery.registries")
-                    .decode(String.self) { values.append(value) }
-                return values
+                // System access: discovery's tables have row-level security.
+                try await client.withSystemAccess(logger: Logger(label: "test-db")) { connection in
+                    var values: [String] = []
+                    for try await value in try await connection.query("SELECT credentials_sealed FROM discovery.registries",
+                                                                      logger: Logger(label: "test-db"))
+                        .decode(String.self) { values.append(value) }
+                    return values
+                }
             }
             #expect(sealed.count == 1)
             #expect(!sealed.contains { $0.contains(password) || $0.contains("gantry-e2e") })
@@ -307,6 +311,15 @@ struct EndToEndTests {
             try await Task.sleep(for: .seconds(1))
             #expect(try await stack.usage()["billableImages"] as? Int == 0)
             #expect(await stack.sink.deliveries.isEmpty)
+            // Only the scan can tell a scratch image: the scanner reports it to discovery's digest inventory.
+            let digests = stack.api(.discovery, "/v1/tenants/\(stack.tenantID)/subscriptions/\(stack.subscriptionID)"
+                + "/registries/\(stack.registryID)/digests?repository=e2e/scratch")
+            let classified = try await eventually("discovery to list \(digest) as noPackageDatabase", timeout: .seconds(30)) {
+                let reply = try await TestHTTP.send(.GET, digests)
+                let items = ((try? reply.json() as? [String: Any])?["items"] as? [[String: Any]]) ?? []
+                return items.first { $0["digest"] as? String == digest && $0["classification"] as? String == "noPackageDatabase" }
+            }
+            #expect((classified["reason"] as? String)?.isEmpty == false)
         }
     }
 }

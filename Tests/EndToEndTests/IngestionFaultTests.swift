@@ -66,11 +66,17 @@ struct IngestionFaultTests {
         return try #require((try reply.json() as? [String: Any])?["jobId"] as? String)
     }
 
+    /// The first integer `sql` returns, with system access (every tenant's rows; row-level security).
     static func count(_ database: TestDatabase, _ sql: String) async throws -> Int {
         try await database.withClient { client in
-            var value = -1
-            for try await count in try await client.query(PostgresQuery(unsafeSQL: sql)).decode(Int.self) { value = count }
-            return value
+            let logger = Logger(label: "faults-db")
+            return try await client.withSystemAccess(logger: logger) { connection in
+                var value = -1
+                for try await count in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int.self) {
+                    value = count
+                }
+                return value
+            }
         }
     }
 
@@ -416,10 +422,14 @@ final class PrivatePostgres: @unchecked Sendable {
     private let lock = NSLock()
     private var server: Process?
 
-    var url: String { "postgres://gantry@127.0.0.1:\(port)/postgres" }
+    /// The cluster's bootstrap superuser (`initdb -U`).
+    let superuser: String
+
+    var url: String { "postgres://\(superuser)@127.0.0.1:\(port)/postgres" }
     private var data: String { directory.appendingPathComponent("data").path }
 
-    private init(directory: URL, port: Int, bin: String, asRoot: Bool) {
+    private init(directory: URL, port: Int, bin: String, asRoot: Bool, superuser: String) {
+        self.superuser = superuser
         self.directory = directory
         self.port = port
         self.bin = bin
@@ -427,7 +437,7 @@ final class PrivatePostgres: @unchecked Sendable {
     }
 
     /// - Throws: `ProcessRunner.Failure` when initdb fails; `TestServiceError` when the server does not answer.
-    static func start() async throws -> PrivatePostgres {
+    static func start(superuser: String = "gantry") async throws -> PrivatePostgres {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         let version = versions.contains("15") ? "15" : versions.sorted { $0.localizedStandardCompare($1) == .orderedAscending }.last ?? "15"
         let directory = URL(fileURLWithPath: "/tmp/gantry-pg-\(UUID().uuidString.prefix(8))")
@@ -436,8 +446,8 @@ final class PrivatePostgres: @unchecked Sendable {
         let asRoot = getuid() == 0
         if asRoot { try FileManager.default.setAttributes([.ownerAccountName: "postgres"], ofItemAtPath: directory.path) }
         let postgres = PrivatePostgres(directory: directory, port: try FreePort.next(), bin: "/usr/lib/postgresql/\(version)/bin",
-                                       asRoot: asRoot)
-        try postgres.run("initdb", ["-D", postgres.data, "-U", "gantry", "--auth=trust", "-E", "UTF8"])
+                                       asRoot: asRoot, superuser: superuser)
+        try postgres.run("initdb", ["-D", postgres.data, "-U", superuser, "--auth=trust", "-E", "UTF8"])
         try await postgres.launch()
         return postgres
     }
@@ -460,9 +470,15 @@ final class PrivatePostgres: @unchecked Sendable {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            var value = -1
-            for try await count in try await client.query(PostgresQuery(unsafeSQL: sql)).decode(Int.self) { value = count }
-            return value
+            let logger = Logger(label: "private-pg")
+            // System access: every tenant's rows of row-level-secured tables.
+            return try await client.withSystemAccess(logger: logger) { connection in
+                var value = -1
+                for try await count in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int.self) {
+                    value = count
+                }
+                return value
+            }
         }
     }
 

@@ -78,11 +78,14 @@ import Testing
             }.map { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) ?? [:] }
         }
 
+        /// Runs `sql` with system access (every tenant's rows; row-level security) and returns its first integer.
         func count(_ sql: String) async throws -> Int {
             try await env.database.withClient { client in
-                let rows = try await client.query(PostgresQuery(unsafeSQL: sql), logger: FindingsPolicyServiceTests.logger)
-                for try await value in rows.decode(Int.self) { return value }
-                return 0
+                try await client.withSystemAccess(logger: FindingsPolicyServiceTests.logger) { connection in
+                    let rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: FindingsPolicyServiceTests.logger)
+                    for try await value in rows.decode(Int.self) { return value }
+                    return 0
+                }
             }
         }
     }
@@ -214,16 +217,19 @@ import Testing
         }
     }
 
-    @Test func alertsOnlyOnChangeToUnhealthy() async throws {
+    @Test("imageUnhealthy only on a change to Unhealthy; imageHealthy when it ends; newFindings for findings new on an unhealthy image")
+    func alertsOnlyOnChange() async throws {
         try await Self.withService { h in
             let digest = Harness.digest(30)
             let vulnerable = [Harness.finding("CVE-2019-14697", fixed: "1.1.18-r4", severity: "Critical")]
+            @Sendable func ofKind(_ kind: String) async throws -> [[String: Any]] {
+                try await h.alerts().filter { $0["kind"] as? String == kind }
+            }
 
             _ = try await h.submit(h.report(digest: digest, findings: vulnerable))
-            var alerts = try await h.alerts()
+            var alerts = try await ofKind("imageUnhealthy")
             #expect(alerts.count == 1)
             let alert = try #require(alerts.first)
-            #expect(alert["kind"] as? String == "imageUnhealthy")
             #expect(alert["imageDigest"] as? String == digest)
             #expect(alert["repositoryName"] as? String == "library/alpine")
             #expect(alert["tenantId"] as? String == h.tenantID)
@@ -232,30 +238,43 @@ import Testing
             // The CLI demo finds deliveries by an alert ID ending in the digest.
             #expect((alert["messageId"] as? String)?.hasSuffix(digest) == true)
 
-            // Unhealthy → Unhealthy (a rescan, new messageId): no new alert.
+            // Unhealthy → Unhealthy with the same findings (a rescan, new messageId): nothing at all.
             _ = try await h.submit(h.report(digest: digest, findings: vulnerable))
             #expect(try await h.alerts().count == 1)
 
-            // Unhealthy → Healthy: no alert.
+            // Unhealthy → Unhealthy with one more finding (a feed update): newFindings with only the new one.
+            let more = vulnerable + [Harness.finding("CVE-2020-28928", fixed: "1.1.24-r3", severity: "Medium")]
+            _ = try await h.submit(h.report(digest: digest, findings: more))
+            let new = try await ofKind("newFindings")
+            #expect(new.count == 1)
+            #expect((new.first?["findings"] as? [[String: Any]])?.compactMap { $0["vulnerabilityId"] as? String } == ["CVE-2020-28928"])
+            #expect(try await ofKind("imageUnhealthy").count == 1)
+
+            // Unhealthy → Healthy: imageHealthy, which notification records without delivering.
             _ = try await h.submit(h.report(digest: digest, findings: []))
-            #expect(try await h.alerts().count == 1)
+            #expect(try await ofKind("imageHealthy").count == 1)
+            #expect(try await ofKind("imageUnhealthy").count == 1)
+            // Healthy → Healthy: nothing.
+            _ = try await h.submit(h.report(digest: digest, findings: []))
+            #expect(try await ofKind("imageHealthy").count == 1)
 
             // Healthy → Unhealthy again: a new alert.
             _ = try await h.submit(h.report(digest: digest, findings: vulnerable))
-            alerts = try await h.alerts()
+            alerts = try await ofKind("imageUnhealthy")
             #expect(alerts.count == 2)
-            #expect(Set(alerts.compactMap { $0["messageId"] as? String }).count == alerts.count)
+            let all = try await h.alerts()
+            #expect(Set(all.compactMap { $0["messageId"] as? String }).count == all.count)
 
             // NotApplicable → Unhealthy on another image: an alert.
             let other = Harness.digest(31)
             _ = try await h.submit(h.report(digest: other, findings: [], outcome: "notApplicable", reason: "NotAnImage"))
-            #expect(try await h.alerts().count == 2)
+            #expect(try await ofKind("imageUnhealthy").count == 2)
             _ = try await h.submit(h.report(digest: other, findings: vulnerable))
-            #expect(try await h.alerts().count == 3)
+            #expect(try await ofKind("imageUnhealthy").count == 3)
 
             // The same digest in another repository is another image: its own alert.
             _ = try await h.submit(h.report(digest: digest, repository: "team/app", findings: vulnerable))
-            #expect(try await h.alerts().count == 4)
+            #expect(try await ofKind("imageUnhealthy").count == 4)
         }
     }
 

@@ -107,6 +107,7 @@ import Testing
             #expect(anonymous.status == .unauthorized)
             #expect(anonymous.headers[.contentType] == "application/problem+json")
             #expect(String(buffer: anonymous.body).contains("service token"))
+            #expect(anonymous.headers[.wwwAuthenticate] == #"Bearer realm="gantry-internal""#)  // RFC 6750 §3
 
             let ok = try await client.execute(uri: "/internal/x", method: .get, headers: [.authorization: "Bearer \(valid)"])
             #expect(ok.status == .ok)
@@ -115,6 +116,8 @@ import Testing
             for header in ["Bearer \(otherAudience)", "Bearer \(forged)", "Basic \(valid)", "Bearer ", valid] {
                 let refused = try await client.execute(uri: "/internal/x", method: .get, headers: [.authorization: header])
                 #expect(refused.status == .unauthorized, "\(header.prefix(20))")
+                #expect(refused.headers[.wwwAuthenticate]?.hasPrefix(#"Bearer realm="gantry-internal""#) == true)
+                #expect(refused.headers[.contentType] == "application/problem+json")
             }
             // Other spellings of the same internal path must not slip past the check.
             for path in ["//internal/x", "/internal//x", "/internal/x/", "/./internal/x", "/%69nternal/x"] {

@@ -31,7 +31,7 @@ struct IngestionLifecycleTests {
             try expectProblem(try await h.post(events: [h.event(id: "s3")], authorization: "Bearer \(secret)"), status: 401)
             #expect(try h.receipt(try await h.post(events: [h.event(id: "s3")], authorization: "bearer \(chosen)")) == [1, 1, 0, 0])
             // Only its SHA-256 is stored.
-            let stored = try await h.database.withClient { client in
+            let stored = try await h.database.withSystemAccess { client in
                 var values: [String] = []
                 for try await value in try await client.query("SELECT secret_sha256 FROM ingestion.webhook_secrets").decode(String.self) {
                     values.append(value)
@@ -54,7 +54,7 @@ struct IngestionLifecycleTests {
             let unknown = try await TestHTTP.json(
                 .PUT, "\(h.ingestion)/v1/tenants/\(h.tenantID)/registries/\(UUID().uuidString)/webhook-secret", [:])
             try expectProblem(unknown, status: 404)
-            #expect(try await h.database.withClient { client in
+            #expect(try await h.database.withSystemAccess { client in
                 var count = -1
                 for try await value in try await client.query("SELECT count(*)::int FROM ingestion.webhook_secrets").decode(Int.self) {
                     count = value

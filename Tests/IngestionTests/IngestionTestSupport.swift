@@ -3,6 +3,7 @@ import Foundation
 import GantryRuntime
 import GantryTesting
 import Ingestion
+import Logging
 import NIOHTTP1
 import PostgresNIO
 import ServiceLifecycle
@@ -110,7 +111,7 @@ struct IngestionHarness: Sendable {
     }
 
     func pendingEvents() async throws -> Int {
-        try await database.withClient { client in
+        try await database.withSystemAccess { client in
             var pending = -1
             for try await count in try await client.query(
                 "SELECT count(*)::int FROM ingestion.events WHERE processed_at IS NULL").decode(Int.self) { pending = count }
@@ -128,7 +129,7 @@ struct IngestionHarness: Sendable {
 
     /// The outcome text the processor wrote for each event, by event ID.
     func outcomes() async throws -> [String: String] {
-        try await database.withClient { client in
+        try await database.withSystemAccess { client in
             var rows: [String: String] = [:]
             for try await (id, outcome) in try await client.query(
                 "SELECT event_id, coalesce(outcome, '-') FROM ingestion.events").decode((String, String).self) {
@@ -160,7 +161,7 @@ struct IngestionHarness: Sendable {
 
     /// What was written: the row counts of `ingestion.events` and `ingestion.outbox`.
     func written() async throws -> [Int] {
-        try await database.withClient { client in
+        try await database.withSystemAccess { client in
             var events = -1, outbox = -1
             for try await count in try await client.query("SELECT count(*)::int FROM ingestion.events").decode(Int.self) { events = count }
             for try await count in try await client.query("SELECT count(*)::int FROM ingestion.outbox").decode(Int.self) { outbox = count }
@@ -190,7 +191,7 @@ struct IngestionHarness: Sendable {
 
     /// `event_id action digest scan_requested` of every recorded event, by event ID.
     func recordedEvents() async throws -> [String] {
-        try await database.withClient { client in
+        try await database.withSystemAccess { client in
             var rows: [String] = []
             for try await (id, action, digest, scan, registry) in try await client.query(
                 "SELECT event_id, action, coalesce(digest, '-'), scan_requested, registry_id FROM ingestion.events ORDER BY event_id")
@@ -203,3 +204,23 @@ struct IngestionHarness: Sendable {
     }
 }
 
+extension TestDatabase {
+    /// Runs `body` in a transaction with system access: it sees and writes every tenant's rows of ingestion's
+    /// row-level-secured tables, which a plain connection does not see (migration 5).
+    func withSystemAccess<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await withClient { client in
+            try await client.withSystemAccess(logger: IngestionHarness.testLogger) { try await body($0) }
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// `query(_:logger:)` with the tests' logger, so that assertions read as on a client.
+    func query(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        try await self.query(query, logger: IngestionHarness.testLogger)
+    }
+}
+
+extension IngestionHarness {
+    static let testLogger = Logger(label: "ingestion-test-db")
+}

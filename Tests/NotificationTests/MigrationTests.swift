@@ -57,6 +57,9 @@ import Testing
             #expect(post.deliveryID == pending.uuidString.lowercased())
             #expect(WebhookSignature.verify(signature: post.signature ?? "", timestamp: post.timestamp ?? "", body: post.body,
                                             secret: Harness.secret) == .valid)
+            // The secret stored in clear by the old release is sealed at start-up.
+            #expect(try await h.count("SELECT count(*)::int FROM notification.channels WHERE secret LIKE 'sealed:v1:%'") == 1)
+            #expect(try await h.count("SELECT count(*)::int FROM notification.channels WHERE secret LIKE '%\(Harness.secret)%'") == 0)
             let log = try await eventually("both deliveries are delivered") {
                 let items = try await TestHTTP.send(.GET, "\(base)/deliveries?status=delivered").object()["items"] as? [[String: Any]]
                 return items?.count == 2 ? items : nil

@@ -43,7 +43,7 @@ struct ReevaluationTests {
         let inventoryJSON = String(decoding: try encoder.encode(inventory), as: UTF8.self)
         let findingsJSON = String(decoding: try encoder.encode(findings), as: UTF8.self)
         let logger = h.runtime.logger
-        try await h.runtime.database.withTransaction(logger: logger) { connection in
+        try await h.runtime.database.withSystemAccess(logger: logger) { connection in
             try await connection.query("""
                 UPDATE scanner.scan_jobs SET status = 'succeeded', outcome = 'assessed', started_at = now(), finished_at = now()
                 WHERE id = \(jobID)
@@ -109,9 +109,15 @@ struct ReevaluationTests {
             let processed = try await h.api.listReevaluations(.init(query: .init())).ok.body.json.items
             #expect(processed.first?.operation == operation)
             #expect(processed.first?.imagesChecked == 1 && processed.first?.imagesChanged == 1)
-            let stored = try await h.runtime.database.query(
-                "SELECT findings, kb_operation FROM scanner.inventories WHERE scan_id = \(scanID)", logger: h.runtime.logger)
-            for try await (findings, storedOperation) in stored.decode((String, Int64).self) {
+            let logger = h.runtime.logger
+            let stored = try await h.runtime.database.withSystemAccess(logger: logger) { connection in
+                let rows = try await connection.query(
+                    "SELECT findings, kb_operation FROM scanner.inventories WHERE scan_id = \(scanID)", logger: logger)
+                var stored: [(String, Int64)] = []
+                for try await row in rows.decode((String, Int64).self) { stored.append(row) }
+                return stored
+            }
+            for (findings, storedOperation) in stored {
                 #expect(findings.contains("CVE-2019-14697"))
                 #expect(storedOperation == operation)
             }
@@ -167,11 +173,15 @@ struct ReevaluationTests {
             try await h.execute("DELETE FROM scanner.inventory_packages")
             try await h.execute("UPDATE scanner.inventories SET packages_indexed = false")
             #expect(try await Self.reevaluator(h).indexBacklog() == 1)
-            let rows = try await h.runtime.database.query(
-                "SELECT namespace, package_name FROM scanner.inventory_packages WHERE scan_id = \(scanID) ORDER BY 2",
-                logger: h.runtime.logger)
-            var keys: [String] = []
-            for try await (namespace, name) in rows.decode((String, String).self) { keys.append("\(namespace) \(name)") }
+            let logger = h.runtime.logger
+            let keys = try await h.runtime.database.withSystemAccess(logger: logger) { connection in
+                let rows = try await connection.query(
+                    "SELECT namespace, package_name FROM scanner.inventory_packages WHERE scan_id = \(scanID) ORDER BY 2",
+                    logger: logger)
+                var keys: [String] = []
+                for try await (namespace, name) in rows.decode((String, String).self) { keys.append("\(namespace) \(name)") }
+                return keys
+            }
             #expect(keys == ["alpine:v3.7 musl", "alpine:v3.7 zlib"])
         }
     }

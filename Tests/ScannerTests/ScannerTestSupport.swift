@@ -96,17 +96,25 @@ struct ScannerHarness: Sendable {
 
     /// `status attempts error` of a job.
     func job(_ id: String) async throws -> (status: String, attempts: Int, error: String?, nextAttemptIn: Double) {
-        let rows = try await runtime.database.query("""
-            SELECT status, attempts, error, extract(epoch FROM next_attempt_at - now())::float8
-            FROM scanner.scan_jobs WHERE id = \(UUID(uuidString: id)!)
-            """, logger: runtime.logger)
-        for try await row in rows.decode((String, Int, String?, Double).self) { return row }
-        throw TestServiceError("no job \(id)")
+        let logger = runtime.logger
+        let job = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT status, attempts, error, extract(epoch FROM next_attempt_at - now())::float8
+                FROM scanner.scan_jobs WHERE id = \(UUID(uuidString: id)!)
+                """, logger: logger)
+            for try await row in rows.decode((String, Int, String?, Double).self) { return Optional(row) }
+            return nil
+        }
+        guard let job else { throw TestServiceError("no job \(id)") }
+        return job
     }
 
-    /// Runs SQL (test set-up: marking jobs finished, making retries due).
+    /// Runs SQL (test set-up: marking jobs finished, making retries due) with system access (row-level security).
     func execute(_ query: PostgresQuery) async throws {
-        try await runtime.database.query(query, logger: runtime.logger)
+        let logger = runtime.logger
+        try await runtime.database.withSystemAccess(logger: logger) { connection in
+            _ = try await connection.query(query, logger: logger)
+        }
     }
 
     /// The outbox rows (message ID, path, payload) the scanner wrote.

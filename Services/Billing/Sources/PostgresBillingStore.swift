@@ -109,7 +109,9 @@ enum UsageGranularity: String, Sendable {
     }
 }
 
-/// Billing's persistence in schema `billing`. Every tenant-scoped method takes the tenant it works for.
+/// Billing's persistence in schema `billing`. Every tenant-scoped method takes the tenant it works for and
+/// runs in `withTenant` (row-level security, migration 3); the global price list is read and written on the
+/// plain pool, as it has no tenant rows.
 struct PostgresBillingStore: Sendable {
     let database: PostgresClient
     let inbox: Inbox
@@ -124,36 +126,27 @@ struct PostgresBillingStore: Sendable {
     /// or locks billing's subscription row (starting the trial at the first billable scan), applies the metering
     /// rules, prices the scan at its scan time, inserts the charge under the unique key (subscription, digest)
     /// and appends the scan to `usage_events`.
+    /// The transaction is the scan's tenant's (`withTenant`): the tenant comes from the message body.
     /// - Throws: `ProblemError` 409 when the subscription is recorded for another tenant (nothing is stored).
     func record(_ scan: MeteredScan, defaultTrialDays: Int) async throws -> MeteringReceipt {
         let logger = self.logger
         let inbox = self.inbox
         let cloud = self.cloud
-        do {
-            return try await recordInTransaction(scan, defaultTrialDays: defaultTrialDays, inbox: inbox, cloud: cloud,
-                                                 logger: logger)
-        } catch let error as PostgresTransactionError {
-            // postgres-nio wraps what the closure threw; a refusal must reach the client as its 4xx.
-            if let problem = error.closureError as? ProblemError { throw problem }
-            throw error
-        }
-    }
-
-    private func recordInTransaction(_ scan: MeteredScan, defaultTrialDays: Int, inbox: Inbox, cloud: CloudProfile,
-                                     logger: Logger) async throws -> MeteringReceipt {
-        try await database.withTransaction(logger: logger) { connection in
+        return try await database.withTenant(scan.tenantID, logger: logger) { connection in
             guard try await inbox.claim(scan.messageID, on: connection, logger: logger) else {
                 return try await Self.originalReceipt(messageID: scan.messageID, on: connection, logger: logger)
             }
             let exemption = Metering.exemption(trigger: scan.trigger, outcome: scan.outcome, planEnabled: scan.planEnabled)
             let trialStart: Date? = exemption == nil ? scan.scannedAt : nil
             // The row lock also orders concurrent scans of one subscription; the unique key below is what
-            // makes a second charge impossible.
+            // makes a second charge impossible. Another tenant's row is left alone by the WHERE (no row
+            // returned), before row-level security would raise on it.
             let owners = try await connection.query("""
                 INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days, trial_starts_at)
                 VALUES (\(scan.subscriptionID), \(scan.tenantID), \(defaultTrialDays), \(trialStart))
                 ON CONFLICT (subscription_id) DO UPDATE
                   SET trial_starts_at = COALESCE(subscriptions.trial_starts_at, EXCLUDED.trial_starts_at)
+                  WHERE subscriptions.tenant_id = EXCLUDED.tenant_id
                 RETURNING tenant_id, trial_days, trial_starts_at
                 """, logger: logger)
             var trial: (tenant: UUID, days: Int, start: Date?)?
@@ -281,26 +274,33 @@ struct PostgresBillingStore: Sendable {
 
     /// The subscription's trial as recorded, or nil when billing has no record of it for this tenant.
     func trial(tenantID: UUID, subscriptionID: UUID) async throws -> TrialRecord? {
-        let rows = try await database.query("""
-            SELECT trial_days, trial_starts_at FROM billing.subscriptions
-            WHERE subscription_id = \(subscriptionID) AND tenant_id = \(tenantID)
-            """, logger: logger)
-        for try await (days, start) in rows.decode((Int, Date?).self) { return TrialRecord(days: days, startsAt: start) }
-        return nil
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT trial_days, trial_starts_at FROM billing.subscriptions
+                WHERE subscription_id = \(subscriptionID) AND tenant_id = \(tenantID)
+                """, logger: logger)
+            for try await (days, start) in rows.decode((Int, Date?).self) { return TrialRecord(days: days, startsAt: start) }
+            return nil
+        }
     }
 
     /// Sets the trial length of the subscription (creating billing's record of it); its start is unchanged.
     /// - Throws: `ProblemError` 409 when the subscription is recorded for another tenant.
     func setTrial(tenantID: UUID, subscriptionID: UUID, days: Int) async throws -> TrialRecord {
-        let rows = try await database.query("""
-            INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days)
-            VALUES (\(subscriptionID), \(tenantID), \(days))
-            ON CONFLICT (subscription_id) DO UPDATE SET trial_days = EXCLUDED.trial_days, updated_at = now()
-              WHERE subscriptions.tenant_id = EXCLUDED.tenant_id
-            RETURNING trial_days, trial_starts_at
-            """, logger: logger)
-        for try await (days, start) in rows.decode((Int, Date?).self) { return TrialRecord(days: days, startsAt: start) }
-        throw ProblemError.conflict("subscription \(subscriptionID.lowercased) belongs to another tenant")
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days)
+                VALUES (\(subscriptionID), \(tenantID), \(days))
+                ON CONFLICT (subscription_id) DO UPDATE SET trial_days = EXCLUDED.trial_days, updated_at = now()
+                  WHERE subscriptions.tenant_id = EXCLUDED.tenant_id
+                RETURNING trial_days, trial_starts_at
+                """, logger: logger)
+            for try await (days, start) in rows.decode((Int, Date?).self) { return TrialRecord(days: days, startsAt: start) }
+            // Another tenant's subscription is unknown here: saying it exists elsewhere would leak it (issue 6).
+            throw ProblemError.notFound("tenant \(tenantID.lowercased) has no subscription \(subscriptionID.lowercased)")
+        }
     }
 
     // MARK: Usage and invoices
@@ -308,104 +308,119 @@ struct PostgresBillingStore: Sendable {
     /// Scans and charges per registry and period, oldest period first, within `range` (by scan time).
     func usagePeriods(tenantID: UUID, subscriptionID: UUID, range: TimeRange,
                       granularity: UsageGranularity) async throws -> [UsagePeriodRecord] {
-        let (unit, label) = granularity.sql
-        var periods: [String: UsagePeriodRecord] = [:]
-        let scans = try await database.query("""
-            SELECT to_char(date_trunc(\(unit), scanned_at AT TIME ZONE 'UTC'), \(label)), registry_id, count(*)::int
-            FROM billing.usage_events
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-              AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
-              AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
-            GROUP BY 1, 2
-            """, logger: logger)
-        for try await (period, registry, count) in scans.decode((String, UUID, Int).self) {
-            periods["\(period) \(registry)", default: UsagePeriodRecord(period: period, registryID: registry)].scans = count
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let (unit, label) = granularity.sql
+            var periods: [String: UsagePeriodRecord] = [:]
+            let scans = try await connection.query("""
+                SELECT to_char(date_trunc(\(unit), scanned_at AT TIME ZONE 'UTC'), \(label)), registry_id, count(*)::int
+                FROM billing.usage_events
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
+                  AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
+                  AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
+                GROUP BY 1, 2
+                """, logger: logger)
+            for try await (period, registry, count) in scans.decode((String, UUID, Int).self) {
+                periods["\(period) \(registry)", default: UsagePeriodRecord(period: period, registryID: registry)].scans = count
+            }
+            let charges = try await connection.query("""
+                SELECT to_char(date_trunc(\(unit), scanned_at AT TIME ZONE 'UTC'), \(label)), registry_id, count(*)::int,
+                  (count(*) FILTER (WHERE in_trial))::int, sum(unit_price)::numeric(14, 4)::text
+                FROM billing.charges
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
+                  AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
+                  AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
+                GROUP BY 1, 2
+                """, logger: logger)
+            for try await (period, registry, billable, trial, amount) in charges.decode((String, UUID, Int, Int, String).self) {
+                var record = periods["\(period) \(registry)", default: UsagePeriodRecord(period: period, registryID: registry)]
+                record.billableImages = billable
+                record.trialImages = trial
+                record.amount = amount
+                periods["\(period) \(registry)"] = record
+            }
+            return periods.values.sorted { ($0.period, $0.registryID.uuidString) < ($1.period, $1.registryID.uuidString) }
         }
-        let charges = try await database.query("""
-            SELECT to_char(date_trunc(\(unit), scanned_at AT TIME ZONE 'UTC'), \(label)), registry_id, count(*)::int,
-              (count(*) FILTER (WHERE in_trial))::int, sum(unit_price)::numeric(14, 4)::text
-            FROM billing.charges
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-              AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
-              AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
-            GROUP BY 1, 2
-            """, logger: logger)
-        for try await (period, registry, billable, trial, amount) in charges.decode((String, UUID, Int, Int, String).self) {
-            var record = periods["\(period) \(registry)", default: UsagePeriodRecord(period: period, registryID: registry)]
-            record.billableImages = billable
-            record.trialImages = trial
-            record.amount = amount
-            periods["\(period) \(registry)"] = record
-        }
-        return periods.values.sorted { ($0.period, $0.registryID.uuidString) < ($1.period, $1.registryID.uuidString) }
     }
 
     /// The charges within `range`, by scan time.
     func charges(tenantID: UUID, subscriptionID: UUID, range: TimeRange) async throws -> [ChargeRecord] {
-        let rows = try await database.query("""
-            SELECT id, registry_id, registry_host, digest, scan_id, scanned_at, charged_at, unit_price::text,
-              list_price::text, in_trial, currency
-            FROM billing.charges
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-              AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
-              AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
-            ORDER BY scanned_at, charged_at, id
-            """, logger: logger)
-        var charges: [ChargeRecord] = []
-        for try await (id, registry, host, digest, scan, scannedAt, chargedAt, unitPrice, listPrice, inTrial, currency)
-            in rows.decode((UUID, UUID, String?, String, UUID, Date, Date, String, String, Bool, String).self) {
-            charges.append(ChargeRecord(id: id, registryID: registry, registryHost: host, digest: digest, scanID: scan,
-                                        scannedAt: scannedAt, chargedAt: chargedAt, unitPrice: unitPrice,
-                                        listPrice: listPrice, inTrial: inTrial, currency: currency))
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, registry_id, registry_host, digest, scan_id, scanned_at, charged_at, unit_price::text,
+                  list_price::text, in_trial, currency
+                FROM billing.charges
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
+                  AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
+                  AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
+                ORDER BY scanned_at, charged_at, id
+                """, logger: logger)
+            var charges: [ChargeRecord] = []
+            for try await (id, registry, host, digest, scan, scannedAt, chargedAt, unitPrice, listPrice, inTrial, currency)
+                in rows.decode((UUID, UUID, String?, String, UUID, Date, Date, String, String, Bool, String).self) {
+                charges.append(ChargeRecord(id: id, registryID: registry, registryHost: host, digest: digest, scanID: scan,
+                                            scannedAt: scannedAt, chargedAt: chargedAt, unitPrice: unitPrice,
+                                            listPrice: listPrice, inTrial: inTrial, currency: currency))
+            }
+            return charges
         }
-        return charges
     }
 
     /// Billable images, of which in the trial, and the amount charged within `range`.
     func totals(tenantID: UUID, subscriptionID: UUID, range: TimeRange) async throws -> ChargeTotals {
-        let rows = try await database.query("""
-            SELECT count(*)::int, (count(*) FILTER (WHERE in_trial))::int, COALESCE(sum(unit_price), 0)::numeric(14, 4)::text
-            FROM billing.charges
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-              AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
-              AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
-            """, logger: logger)
-        for try await (billable, trial, amount) in rows.decode((Int, Int, String).self) {
-            return ChargeTotals(billableImages: billable, trialImages: trial, amount: amount)
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT count(*)::int, (count(*) FILTER (WHERE in_trial))::int, COALESCE(sum(unit_price), 0)::numeric(14, 4)::text
+                FROM billing.charges
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
+                  AND (\(range.from)::timestamptz IS NULL OR scanned_at >= \(range.from))
+                  AND (\(range.to)::timestamptz IS NULL OR scanned_at < \(range.to))
+                """, logger: logger)
+            for try await (billable, trial, amount) in rows.decode((Int, Int, String).self) {
+                return ChargeTotals(billableImages: billable, trialImages: trial, amount: amount)
+            }
+            return ChargeTotals(billableImages: 0, trialImages: 0, amount: "0.0000")
         }
-        return ChargeTotals(billableImages: 0, trialImages: 0, amount: "0.0000")
     }
 
     /// The invoice's line items for `range`: charges grouped by registry, trial and price.
     func invoiceLines(tenantID: UUID, subscriptionID: UUID, range: TimeRange) async throws -> [InvoiceLineRecord] {
-        let rows = try await database.query("""
-            SELECT registry_id, in_trial, unit_price::text, list_price::text, currency, count(*)::int,
-              sum(unit_price)::numeric(14, 4)::text
-            FROM billing.charges
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-              AND scanned_at >= \(range.from) AND scanned_at < \(range.to)
-            GROUP BY registry_id, in_trial, unit_price, list_price, currency
-            ORDER BY registry_id, in_trial DESC, list_price, currency
-            """, logger: logger)
-        var lines: [InvoiceLineRecord] = []
-        for try await (registry, inTrial, unitPrice, listPrice, currency, quantity, amount) in rows.decode(
-            (UUID, Bool, String, String, String, Int, String).self) {
-            lines.append(InvoiceLineRecord(registryID: registry, inTrial: inTrial, unitPrice: unitPrice, listPrice: listPrice,
-                                           currency: currency, quantity: quantity, amount: amount))
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT registry_id, in_trial, unit_price::text, list_price::text, currency, count(*)::int,
+                  sum(unit_price)::numeric(14, 4)::text
+                FROM billing.charges
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
+                  AND scanned_at >= \(range.from) AND scanned_at < \(range.to)
+                GROUP BY registry_id, in_trial, unit_price, list_price, currency
+                ORDER BY registry_id, in_trial DESC, list_price, currency
+                """, logger: logger)
+            var lines: [InvoiceLineRecord] = []
+            for try await (registry, inTrial, unitPrice, listPrice, currency, quantity, amount) in rows.decode(
+                (UUID, Bool, String, String, String, Int, String).self) {
+                lines.append(InvoiceLineRecord(registryID: registry, inTrial: inTrial, unitPrice: unitPrice, listPrice: listPrice,
+                                               currency: currency, quantity: quantity, amount: amount))
+            }
+            return lines
         }
-        return lines
     }
 
     /// The latest login server reported for each of the subscription's registries.
     func registryHosts(tenantID: UUID, subscriptionID: UUID) async throws -> [UUID: String] {
-        let rows = try await database.query("""
-            SELECT DISTINCT ON (registry_id) registry_id, registry_host FROM billing.usage_events
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND registry_host IS NOT NULL
-            ORDER BY registry_id, scanned_at DESC
-            """, logger: logger)
-        var hosts: [UUID: String] = [:]
-        for try await (registry, host) in rows.decode((UUID, String).self) { hosts[registry] = host }
-        return hosts
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT DISTINCT ON (registry_id) registry_id, registry_host FROM billing.usage_events
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND registry_host IS NOT NULL
+                ORDER BY registry_id, scanned_at DESC
+                """, logger: logger)
+            var hosts: [UUID: String] = [:]
+            for try await (registry, host) in rows.decode((UUID, String).self) { hosts[registry] = host }
+            return hosts
+        }
     }
 }
 

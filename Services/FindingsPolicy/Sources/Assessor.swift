@@ -16,6 +16,9 @@ struct Evaluation: Sendable, Equatable {
     var exemptions: [Int: UUID]
     /// The worst severity among the findings that count; nil when none count.
     var worstSeverity: Severity?
+    /// The statement's words by finding position, for the findings a VEX statement suppresses (their
+    /// `exemptions` entry is the VEX document's ID).
+    var vexJustifications: [Int: String] = [:]
 }
 
 /// Classifies a scan report into an assessment status, as the seed product does
@@ -26,8 +29,12 @@ enum Assessor {
     /// - Unhealthy when a finding that counts remains (its severity: the worst one's band);
     /// - Healthy otherwise.
     ///
-    /// - Parameter rules: the active rules whose scope holds the image, oldest first; the first match exempts.
-    static func evaluate(_ image: ReportedImage, rules: [DisableRule], policy: SeverityPolicy) -> Evaluation {
+    /// - Parameters:
+    ///   - rules: the active rules whose scope holds the image, oldest first; the first match exempts.
+    ///   - vex: the subscription's VEX documents for this image; a finding no rule exempts is exempt when a
+    ///     `not_affected` or `fixed` statement matches it.
+    static func evaluate(_ image: ReportedImage, rules: [DisableRule], vex: ScopedVEX = .none,
+                         policy: SeverityPolicy) -> Evaluation {
         switch image.outcome {
         case .notApplicable:
             let reason = image.notApplicableReason ?? "Unsupported"
@@ -36,8 +43,14 @@ enum Assessor {
                               exemptions: [:], worstSeverity: nil)
         case .assessed:
             var exemptions: [Int: UUID] = [:]
+            var vexJustifications: [Int: String] = [:]
             for (index, finding) in image.findings.enumerated() {
-                if let rule = rules.first(where: { RuleMatcher.matches($0.criteria, finding) }) { exemptions[index] = rule.id }
+                if let rule = rules.first(where: { RuleMatcher.matches($0.criteria, finding) }) {
+                    exemptions[index] = rule.id
+                } else if let suppression = vex.suppression(of: finding) {
+                    exemptions[index] = suppression.documentID
+                    vexJustifications[index] = suppression.justification
+                }
             }
             let counted = image.findings.enumerated().filter { exemptions[$0.offset] == nil }.map(\.element)
             if image.findings.isEmpty {
@@ -46,15 +59,19 @@ enum Assessor {
             }
             if counted.isEmpty {
                 return Evaluation(status: .init(code: .notApplicable, cause: "Exempt",
-                                                description: "all \(image.findings.count) vulnerability findings are disabled by rules"),
-                                  exemptions: exemptions, worstSeverity: nil)
+                                                description: "all \(image.findings.count) vulnerability findings are disabled by \(by(vexJustifications))"),
+                                  exemptions: exemptions, worstSeverity: nil, vexJustifications: vexJustifications)
             }
             let worst = policy.worst(counted.map(\.severity))
             let patchable = counted.filter(\.patchable).count
             var description = "\(counted.count) vulnerability findings (\(patchable) patchable) should be resolved"
-            if !exemptions.isEmpty { description += "; \(exemptions.count) more are disabled by rules" }
+            if !exemptions.isEmpty { description += "; \(exemptions.count) more are disabled by \(by(vexJustifications))" }
             return Evaluation(status: .init(code: .unhealthy, description: description, severity: worst.map(policy.band)),
-                              exemptions: exemptions, worstSeverity: worst)
+                              exemptions: exemptions, worstSeverity: worst, vexJustifications: vexJustifications)
         }
+    }
+
+    private static func by(_ vex: [Int: String]) -> String {
+        vex.isEmpty ? "rules" : "rules or VEX statements"
     }
 }

@@ -5,14 +5,14 @@ import PostgresNIO
 
 /// Disable rules and their audit log. Every change re-evaluates the images of the rule's scope (before and
 /// after the change) in the same transaction, so the response already reflects it.
-// NOTE: only Security Admins and Owners may manage rules once user authentication exists; until then the
-// routes are open like the rest of `/v1` and the actor comes from `X-Gantry-Actor`.
+// Only Security Admins and Owners may manage rules (`AccessPolicy.findingsPolicy`); the audit actor is the
+// caller's token subject (`Self.actor()`), never a request header.
 extension FindingsPolicyAPIImpl {
     func listRules(_ input: Operations.ListRules.Input) async throws -> Operations.ListRules.Output {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
         let store = self.store
-        let rules = try await runtime.database.withConnection { connection in
+        let rules = try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
             try await store.rules(tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
         }
         let now = Date()
@@ -24,7 +24,7 @@ extension FindingsPolicyAPIImpl {
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
         let ruleID = try Validate.uuid(input.path.ruleId, field: "ruleId")
         let store = self.store
-        guard let rule = try await runtime.database.withConnection({ connection in
+        guard let rule = try await runtime.database.withTenant(tenantID, logger: runtime.logger, { connection in
             try await store.rule(tenantID: tenantID, subscriptionID: subscriptionID, id: ruleID, on: connection)
         }) else {
             throw Self.noRule(ruleID, subscriptionID)
@@ -35,7 +35,7 @@ extension FindingsPolicyAPIImpl {
     func createRule(_ input: Operations.CreateRule.Input) async throws -> Operations.CreateRule.Output {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
-        let actor = try Self.actor(input.headers.xGantryActor)
+        let actor = try Self.actor()
         guard case .json(let body) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
         let now = Date()
         let (scope, criteria, justification, expiresAt) = try RuleValidation.validate(body, now: now)
@@ -57,7 +57,7 @@ extension FindingsPolicyAPIImpl {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
         let ruleID = try Validate.uuid(input.path.ruleId, field: "ruleId")
-        let actor = try Self.actor(input.headers.xGantryActor)
+        let actor = try Self.actor()
         guard case .json(let body) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
         let now = Date()
         let (scope, criteria, justification, expiresAt) = try RuleValidation.validate(body, now: now)
@@ -88,7 +88,7 @@ extension FindingsPolicyAPIImpl {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
         let ruleID = try Validate.uuid(input.path.ruleId, field: "ruleId")
-        let actor = try Self.actor(input.headers.xGantryActor)
+        let actor = try Self.actor()
         let store = self.store
         let engine = self.engine
         try await change(tenantID: tenantID, subscriptionID: subscriptionID) { connection in
@@ -109,26 +109,21 @@ extension FindingsPolicyAPIImpl {
         let ruleID = try input.query.ruleId.map { try Validate.uuid($0, field: "ruleId") }
         let limit = try Self.count(input.query.limit, field: "limit")
         let store = self.store
-        let events = try await runtime.database.withConnection { connection in
+        let events = try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
             try await store.auditEvents(tenantID: tenantID, subscriptionID: subscriptionID, ruleID: ruleID, limit: limit,
                                         on: connection)
         }
         return .ok(.init(body: .json(.init(items: events))))
     }
 
-    /// Runs a rule change in one transaction holding the subscription's lock; a thrown problem rolls it back,
-    /// so nothing of a refused change is stored.
-    private func change<T: Sendable>(tenantID: UUID, subscriptionID: UUID,
+    /// Runs a rule change in one transaction of the tenant (`withTenant`, row-level security) holding the
+    /// subscription's lock; a thrown problem rolls it back, so nothing of a refused change is stored.
+    func change<T: Sendable>(tenantID: UUID, subscriptionID: UUID,
                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let store = self.store
-        do {
-            return try await runtime.database.withTransaction(logger: runtime.logger) { connection in
-                try await store.lock(subscription: subscriptionID, on: connection)
-                return try await body(connection)
-            }
-        } catch let error as PostgresTransactionError {
-            if let problem = error.closureError as? ProblemError { throw problem }
-            throw error
+        return try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
+            try await store.lock(subscription: subscriptionID, on: connection)
+            return try await body(connection)
         }
     }
 

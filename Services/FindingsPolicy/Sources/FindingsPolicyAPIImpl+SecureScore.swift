@@ -9,7 +9,7 @@ extension FindingsPolicyAPIImpl {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let subscriptionID = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
         let store = self.store
-        let scores = try await runtime.database.withConnection { connection in
+        let scores = try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
             try await store.scores(tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
         }
         let now = Date()
@@ -32,7 +32,7 @@ extension FindingsPolicyAPIImpl {
         let registryID = try input.query.registryId.map { try Validate.uuid($0, field: "registryId") }
         let limit = try Self.count(input.query.limit, field: "limit")
         let store = self.store
-        let items = try await runtime.database.withConnection { connection in
+        let items = try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
             try await store.scoreHistory(tenantID: tenantID, subscriptionID: subscriptionID, registryID: registryID, limit: limit,
                                          on: connection)
         }

@@ -37,7 +37,7 @@ extension FindingsPolicyAPIImpl {
         let digest = try Validate.digest(input.path.imageDigest, field: "imageDigest").description
         let name = try Validate.uuid(input.path.subAssessmentName, field: "subAssessmentName")
         let store = self.store
-        let found = try await runtime.database.withConnection { connection -> (SubAssessmentRow, Components.Schemas.ImageTags?)? in
+        let found = try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection -> (SubAssessmentRow, Components.Schemas.ImageTags?)? in
             guard let row = try await store.subAssessment(tenantID: tenantID, subscriptionID: subscriptionID, digest: digest,
                                                           name: name, on: connection) else { return nil }
             let tags = try await store.tags(of: [row.image], tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
@@ -55,7 +55,7 @@ extension FindingsPolicyAPIImpl {
         let limit = try Self.count(top, field: "top")
         let position = try skipToken.map(SkipToken.decode)
         let store = self.store
-        let (rows, tags) = try await runtime.database.withConnection { connection in
+        let (rows, tags) = try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
             // One more than the page: whether it exists decides nextLink.
             let rows = try await store.subAssessments(
                 tenantID: tenantID, subscriptionID: subscriptionID, registryID: registryID, digest: digest,

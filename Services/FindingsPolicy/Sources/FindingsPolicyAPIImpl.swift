@@ -34,29 +34,50 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
         let store = self.store
         let logger = runtime.logger
         let inbox = runtime.inbox
-        try await runtime.database.withTransaction(logger: logger) { connection in
-            guard try await inbox.claim(messageID, on: connection, logger: logger) else { return }
-            try await store.lock(subscription: subscriptionID, on: connection)
-            let rules = try await store.rules(tenantID: tenantID, subscriptionID: subscriptionID, activeAt: Date(), on: connection)
-            let previous = try await store.status(of: key, subscriptionID: subscriptionID, tenantID: tenantID, on: connection)
-            let evaluation = Assessor.evaluate(image.report, rules: rules.filter { $0.scope.applies(to: key) }, policy: store.policy)
-            try await store.store(image, evaluation: evaluation, on: connection)
-            if let tag {
-                try await store.recordTag(tag, image: key, tenantID: tenantID, subscriptionID: subscriptionID,
-                                          seenAt: report.scannedAt, on: connection)
+        // The report's tenant (from the message body) scopes the transaction: row-level security hides and protects
+        // every other tenant's rows.
+        do {
+            try await runtime.database.withTenant(tenantID, logger: logger) { connection in
+                guard try await inbox.claim(messageID, on: connection, logger: logger) else { return }
+                try await store.lock(subscription: subscriptionID, on: connection)
+                let rules = try await store.rules(tenantID: tenantID, subscriptionID: subscriptionID, activeAt: Date(), on: connection)
+                let previous = try await store.status(of: key, subscriptionID: subscriptionID, tenantID: tenantID, on: connection)
+                let vex = try await store.vexDocuments(tenantID: tenantID, subscriptionID: subscriptionID, on: connection).map(\.attached)
+                let evaluation = Assessor.evaluate(image.report, rules: rules.filter { $0.scope.applies(to: key) },
+                                                   vex: ScopedVEX(documents: vex, image: key, registryHost: report.registryHost),
+                                                   policy: store.policy)
+                let countedBefore = previous == "Unhealthy"
+                    ? try await store.countedFindingKeys(of: key, subscriptionID: subscriptionID, tenantID: tenantID, on: connection) : []
+                try await store.store(image, evaluation: evaluation, on: connection)
+                if let tag {
+                    try await store.recordTag(tag, image: key, tenantID: tenantID, subscriptionID: subscriptionID,
+                                              seenAt: report.scannedAt, on: connection)
+                }
+                // The scanner reports a deleted image as NotApplicable / ImageDeleted: no tag points at it any more.
+                if report.outcome == .notApplicable && report.notApplicableReason == "ImageDeleted" {
+                    try await store.retireTags(of: key, subscriptionID: subscriptionID, at: report.scannedAt, on: connection)
+                }
+                // Alert only on a change to Unhealthy: an unchanged rescan alerts nobody. One alert per change, so keyed
+                // by the scan that found it; at most 194 characters, within notification's 200 for any repository name.
+                if evaluation.status.code == .unhealthy && previous != "Unhealthy" {
+                    try await store.alertUnhealthy(
+                        image, evaluation: evaluation,
+                        messageID: "alert:image-unhealthy:\(scanID.uuidString.lowercased()):\(digest)", on: connection)
+                } else if evaluation.status.code == .unhealthy {
+                    try await store.alertNewFindings(
+                        image, evaluation: evaluation, before: countedBefore,
+                        messageID: "alert:new-findings:\(scanID.uuidString.lowercased()):\(digest)", on: connection)
+                } else if previous == "Unhealthy" && report.outcome == .assessed {
+                    try await store.alertHealthy(
+                        image, evaluation: evaluation,
+                        messageID: "alert:image-healthy:\(scanID.uuidString.lowercased()):\(digest)", on: connection)
+                }
+                try await store.recordScores(tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
             }
-            // The scanner reports a deleted image as NotApplicable / ImageDeleted: no tag points at it any more.
-            if report.outcome == .notApplicable && report.notApplicableReason == "ImageDeleted" {
-                try await store.retireTags(of: key, subscriptionID: subscriptionID, at: report.scannedAt, on: connection)
-            }
-            // Alert only on a change to Unhealthy: an unchanged rescan alerts nobody. One alert per change, so keyed
-            // by the scan that found it; at most 194 characters, within notification's 200 for any repository name.
-            if evaluation.status.code == .unhealthy && previous != "Unhealthy" {
-                try await store.alertUnhealthy(
-                    image, evaluation: evaluation,
-                    messageID: "alert:image-unhealthy:\(scanID.uuidString.lowercased()):\(digest)", on: connection)
-            }
-            try await store.recordScores(tenantID: tenantID, subscriptionID: subscriptionID, on: connection)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
+            // The subscription's image or tag rows exist under another tenant: invisible to this one, so the
+            // upsert may not update them (row-level security). Nothing was stored.
+            throw ProblemError.conflict("subscription \(subscriptionID.uuidString.lowercased()) has images recorded for another tenant")
         }
         // A redelivered report changed nothing: either way the answer is what is stored.
         guard let assessment = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID, image: key).first else {
@@ -88,7 +109,7 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
                              image: ImageKey? = nil) async throws -> [Components.Schemas.Assessment] {
         let store = self.store
         let views = self.views
-        return try await runtime.database.withConnection { connection in
+        return try await runtime.database.withTenant(tenantID, logger: runtime.logger) { connection in
             let images = try await store.listImages(tenantID: tenantID, subscriptionID: subscriptionID, digest: digest,
                                                     status: status, image: image, on: connection)
             guard !images.isEmpty else { return [] }
@@ -109,11 +130,15 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
         return value
     }
 
-    /// The `X-Gantry-Actor` header, trimmed; `unknown` when absent or blank (no user authentication exists yet).
-    /// - Throws: `ProblemError` 400 when longer than 200 characters.
-    static func actor(_ header: String?) throws -> String {
-        guard let header, !header.trimmingCharacters(in: .whitespaces).isEmpty else { return "unknown" }
-        return try Validate.text(header, field: "X-Gantry-Actor")
+    /// The audit actor of a change: the `sub` of the caller's user token (`AuthenticatedUser.current`, set by
+    /// `UserAuthMiddleware` on every `/v1/tenants/...` route). No request header can name it: a header is forgeable.
+    /// - Throws: `ProblemError` 500 when no authenticated user is bound, which the middleware rules out (fail closed
+    ///   rather than audit an anonymous change).
+    static func actor() throws -> String {
+        guard let user = AuthenticatedUser.current else {
+            throw ProblemError.internal("no authenticated user is bound to this request; the change is not audited, so refused")
+        }
+        return user.subject
     }
 
     /// A page size or limit query parameter within 1...1000, `fallback` when absent.

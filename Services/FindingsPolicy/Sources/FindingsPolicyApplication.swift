@@ -23,7 +23,7 @@ public func buildFindingsPolicyApplication(configuration: GantryConfiguration,
     let engine = PolicyEngine(database: runtime.database, store: store, logger: runtime.logger)
     let api = FindingsPolicyAPIImpl(runtime: runtime, store: store, engine: engine)
     let worker = RuleExpiryWorker(engine: engine, readiness: runtime.readiness, interval: .milliseconds(expiryInterval))
-    return try runtime.makeApplication(openAPIDocument: FindingsPolicyAPI.openAPIDocument, services: [worker],
+    return try runtime.makeApplication(openAPIDocument: FindingsPolicyAPI.openAPIDocument, accessPolicy: .findingsPolicy, services: [worker],
                                        onServerRunning: onServerRunning) { router in
         router.add(middleware: RequestBaseURLMiddleware())
         try api.registerHandlers(on: router)

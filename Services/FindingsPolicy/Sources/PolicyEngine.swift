@@ -4,8 +4,9 @@ import GantryRuntime
 import Logging
 import PostgresNIO
 
-/// Re-evaluates stored assessments against the rules in force: after a rule is created, replaced, deleted
-/// or expires, and for rows stored before findings rows existed.
+/// Re-evaluates stored assessments against the rules in force and the VEX documents attached: after a rule is
+/// created, replaced, deleted or expires, a VEX document is attached or detached, and for rows stored before
+/// findings rows existed.
 struct PolicyEngine: Sendable {
     let database: PostgresClient
     let store: PostgresPolicyStore
@@ -18,9 +19,11 @@ struct PolicyEngine: Sendable {
                     on connection: PostgresConnection) async throws -> Int {
         let rules = try await store.rules(tenantID: tenantID, subscriptionID: subscriptionID, activeAt: Date(), on: connection)
         let images = try await store.images(tenantID: tenantID, subscriptionID: subscriptionID, in: scopes, on: connection)
+        let vex = try await store.vexDocuments(tenantID: tenantID, subscriptionID: subscriptionID, on: connection).map(\.attached)
         var changed = 0
         for image in images {
             let evaluation = Assessor.evaluate(image.report, rules: rules.filter { $0.scope.applies(to: image.key) },
+                                               vex: ScopedVEX(documents: vex, image: image.key, registryHost: image.registryHost),
                                                policy: store.policy)
             guard try await store.update(image, evaluation: evaluation, on: connection) else { continue }
             changed += 1
@@ -38,12 +41,13 @@ struct PolicyEngine: Sendable {
     /// Processes up to `limit` expired rules, each in its own transaction: marks it expired, re-evaluates its
     /// scope and audits the change as `system`. Returns how many it processed.
     func expireDueRules(limit: Int = 16) async throws -> Int {
-        let due = try await database.withConnection { connection in
+        // Claims across tenants (system access); each rule is then processed as its own tenant.
+        let due = try await database.withSystemAccess(logger: logger) { connection in
             try await store.dueExpiries(limit: limit, on: connection)
         }
         var processed = 0
         for (tenantID, subscriptionID, ruleID) in due {
-            let done = try await database.withTransaction(logger: logger) { connection -> Bool in
+            let done = try await database.withTenant(tenantID, logger: logger) { connection -> Bool in
                 try await store.lock(subscription: subscriptionID, on: connection)
                 // Another replica may have processed it while this one waited for the lock.
                 guard var rule = try await store.rule(tenantID: tenantID, subscriptionID: subscriptionID, id: ruleID, on: connection),
@@ -66,13 +70,13 @@ struct PolicyEngine: Sendable {
 
     /// Evaluates up to `limit` images stored before findings rows existed. Returns how many.
     func evaluateStoredImages(limit: Int = 50) async throws -> Int {
-        let pending = try await database.withConnection { connection in
+        let pending = try await database.withSystemAccess(logger: logger) { connection in
             try await store.unevaluatedImages(limit: limit, on: connection)
         }
         let bySubscription = Dictionary(grouping: pending) { $0.subscriptionID }
         for (subscriptionID, images) in bySubscription {
             guard let tenantID = images.first?.tenantID else { continue }
-            _ = try await database.withTransaction(logger: logger) { connection in
+            _ = try await database.withTenant(tenantID, logger: logger) { connection in
                 try await store.lock(subscription: subscriptionID, on: connection)
                 return try await reevaluate(
                     tenantID: tenantID, subscriptionID: subscriptionID,

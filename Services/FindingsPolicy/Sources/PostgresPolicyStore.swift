@@ -21,11 +21,16 @@ struct StoredImage: Sendable {
     var evaluated: Bool
     var scanID: UUID
     var timeGenerated: Date
+    /// The statement's words by finding position, for findings a VEX document suppresses (their `exemptions`
+    /// entry is the document's ID).
+    var vexJustifications: [Int: String] = [:]
 }
 
 /// findings-policy's tables (schema `findings_policy`): assessments and their findings rows, disable rules,
-/// their audit log, secure score history and tag history. Every method takes the tenant it works for;
-/// the mutating ones run inside the caller's transaction, after `lock(subscription:)`.
+/// their audit log, secure score history and tag history. Every method takes the tenant it works for and runs
+/// on a connection of the caller's `withTenant` transaction (row-level security, migration 4); the cross-tenant
+/// scans of the expiry worker (`dueExpiries`, `unevaluatedImages`) run under `withSystemAccess`. The mutating
+/// ones run after `lock(subscription:)`.
 struct PostgresPolicyStore: Sendable {
     let logger: Logger
     let outbox: Outbox
@@ -173,14 +178,17 @@ struct PostgresPolicyStore: Sendable {
                 """, logger: logger)
             for image in try await decodeImages(rows, subscriptionID: subscriptionID) { images[image.key] = image }
             let exempt = try await connection.query("""
-                SELECT registry_id, repository, digest, ordinal, exempt_rule_id FROM findings_policy.findings
+                SELECT registry_id, repository, digest, ordinal, exempt_rule_id, exempt_vex_justification FROM findings_policy.findings
                 WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND exempt_rule_id IS NOT NULL
                   AND (\(scope.registryID)::uuid IS NULL OR registry_id = \(scope.registryID))
                   AND (\(scope.repository)::text IS NULL OR repository = \(scope.repository))
                   AND (\(scope.digest)::text IS NULL OR digest = \(scope.digest))
                 """, logger: logger)
-            for try await (registry, repository, digest, ordinal, rule) in exempt.decode((UUID, String, String, Int, UUID).self) {
-                images[ImageKey(registryID: registry, repository: repository, digest: digest)]?.exemptions[ordinal] = rule
+            for try await (registry, repository, digest, ordinal, rule, vex)
+                in exempt.decode((UUID, String, String, Int, UUID, String?).self) {
+                let key = ImageKey(registryID: registry, repository: repository, digest: digest)
+                images[key]?.exemptions[ordinal] = rule
+                if let vex { images[key]?.vexJustifications[ordinal] = vex }
             }
         }
         return images.values.sorted { ($0.key.registryID.uuidString, $0.key.repository, $0.key.digest)
@@ -202,15 +210,22 @@ struct PostgresPolicyStore: Sendable {
         var images = try await decodeImages(rows, subscriptionID: subscriptionID)
         guard !images.isEmpty else { return [] }
         let exempt = try await connection.query("""
-            SELECT registry_id, repository, digest, ordinal, exempt_rule_id FROM findings_policy.findings
+            SELECT registry_id, repository, digest, ordinal, exempt_rule_id, exempt_vex_justification FROM findings_policy.findings
             WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND exempt_rule_id IS NOT NULL
               AND (\(digest)::text IS NULL OR digest = \(digest))
             """, logger: logger)
         var exemptions: [ImageKey: [Int: UUID]] = [:]
-        for try await (registry, repository, digest, ordinal, rule) in exempt.decode((UUID, String, String, Int, UUID).self) {
-            exemptions[ImageKey(registryID: registry, repository: repository, digest: digest), default: [:]][ordinal] = rule
+        var vexJustifications: [ImageKey: [Int: String]] = [:]
+        for try await (registry, repository, digest, ordinal, rule, vex)
+            in exempt.decode((UUID, String, String, Int, UUID, String?).self) {
+            let key = ImageKey(registryID: registry, repository: repository, digest: digest)
+            exemptions[key, default: [:]][ordinal] = rule
+            if let vex { vexJustifications[key, default: [:]][ordinal] = vex }
         }
-        for index in images.indices { images[index].exemptions = exemptions[images[index].key] ?? [:] }
+        for index in images.indices {
+            images[index].exemptions = exemptions[images[index].key] ?? [:]
+            images[index].vexJustifications = vexJustifications[images[index].key] ?? [:]
+        }
         return images
     }
 
@@ -267,13 +282,13 @@ struct PostgresPolicyStore: Sendable {
               outcome = EXCLUDED.outcome, not_applicable_reason = EXCLUDED.not_applicable_reason,
               worst_severity = EXCLUDED.worst_severity, evaluated = true
             """, logger: logger)
-        try await replaceFindings(of: image, exemptions: evaluation.exemptions, on: connection)
+        try await replaceFindings(of: image, evaluation: evaluation, on: connection)
     }
 
     /// Writes a re-evaluation of a stored image. Returns whether anything changed.
     func update(_ image: StoredImage, evaluation: Evaluation, on connection: PostgresConnection) async throws -> Bool {
         let changed = !image.evaluated || evaluation.status != image.status || evaluation.exemptions != image.exemptions
-            || evaluation.worstSeverity != image.worstSeverity
+            || evaluation.worstSeverity != image.worstSeverity || evaluation.vexJustifications != image.vexJustifications
         guard changed else { return false }
         let key = image.key
         try await connection.query("""
@@ -283,25 +298,28 @@ struct PostgresPolicyStore: Sendable {
               AND repository = \(key.repository) AND digest = \(key.digest)
             """, logger: logger)
         if !image.evaluated {
-            try await replaceFindings(of: image, exemptions: evaluation.exemptions, on: connection)
-        } else if evaluation.exemptions != image.exemptions {
+            try await replaceFindings(of: image, evaluation: evaluation, on: connection)
+        } else if evaluation.exemptions != image.exemptions || evaluation.vexJustifications != image.vexJustifications {
             struct Exemption: Encodable {
                 let ordinal: Int
                 let rule: UUID?
+                let vex: String?
             }
-            let rows = image.report.findings.indices.map { Exemption(ordinal: $0, rule: evaluation.exemptions[$0]) }
+            let rows = image.report.findings.indices.map {
+                Exemption(ordinal: $0, rule: evaluation.exemptions[$0], vex: evaluation.vexJustifications[$0])
+            }
             try await connection.query("""
-                UPDATE findings_policy.findings f SET exempt_rule_id = r.rule
-                FROM jsonb_to_recordset(\(try Self.json(rows))::jsonb) AS r(ordinal integer, rule uuid)
+                UPDATE findings_policy.findings f SET exempt_rule_id = r.rule, exempt_vex_justification = r.vex
+                FROM jsonb_to_recordset(\(try Self.json(rows))::jsonb) AS r(ordinal integer, rule uuid, vex text)
                 WHERE f.subscription_id = \(image.subscriptionID) AND f.registry_id = \(key.registryID)
                   AND f.repository = \(key.repository) AND f.digest = \(key.digest) AND f.ordinal = r.ordinal
-                  AND f.exempt_rule_id IS DISTINCT FROM r.rule
+                  AND (f.exempt_rule_id IS DISTINCT FROM r.rule OR f.exempt_vex_justification IS DISTINCT FROM r.vex)
                 """, logger: logger)
         }
         return true
     }
 
-    private func replaceFindings(of image: StoredImage, exemptions: [Int: UUID], on connection: PostgresConnection) async throws {
+    private func replaceFindings(of image: StoredImage, evaluation: Evaluation, on connection: PostgresConnection) async throws {
         let key = image.key
         try await connection.query("""
             DELETE FROM findings_policy.findings WHERE subscription_id = \(image.subscriptionID) AND registry_id = \(key.registryID)
@@ -317,20 +335,22 @@ struct PostgresPolicyStore: Sendable {
             let patchable: Bool
             let finding: String
             let rule: UUID?
+            let vex: String?
         }
         let names = SubAssessmentName.names(for: image.report.findings, in: key)
         let rows = try image.report.findings.enumerated().map { index, finding in
             Row(ordinal: index, name: names[index], vulnerability: finding.vulnerabilityId, package: finding.packageName,
                 severity: finding.severity.rawValue, patchable: finding.patchable, finding: try Self.json(finding),
-                rule: exemptions[index])
+                rule: evaluation.exemptions[index], vex: evaluation.vexJustifications[index])
         }
         try await connection.query("""
             INSERT INTO findings_policy.findings (tenant_id, subscription_id, registry_id, repository, digest, ordinal,
-              sub_assessment_id, vulnerability_id, package_name, severity, patchable, finding, exempt_rule_id)
+              sub_assessment_id, vulnerability_id, package_name, severity, patchable, finding, exempt_rule_id,
+              exempt_vex_justification)
             SELECT \(image.tenantID), \(image.subscriptionID), \(key.registryID), \(key.repository), \(key.digest), r.ordinal,
-              r.name, r.vulnerability, r.package, r.severity, r.patchable, r.finding, r.rule
+              r.name, r.vulnerability, r.package, r.severity, r.patchable, r.finding, r.rule, r.vex
             FROM jsonb_to_recordset(\(try Self.json(rows))::jsonb) AS r(ordinal integer, name uuid, vulnerability text,
-              package text, severity text, patchable boolean, finding text, rule uuid)
+              package text, severity text, patchable boolean, finding text, rule uuid, vex text)
             """, logger: logger)
     }
 
@@ -375,7 +395,8 @@ struct PostgresPolicyStore: Sendable {
 
     private static let subAssessmentSelect = """
         SELECT f.registry_id, f.repository, f.digest, f.ordinal, f.sub_assessment_id, f.finding, f.exempt_rule_id,
-               r.justification, a.registry_host, a.time_generated, a.operating_system
+               COALESCE(f.exempt_vex_justification, r.justification), a.registry_host, a.time_generated, a.operating_system,
+               f.exempt_vex_justification IS NOT NULL
         FROM findings_policy.findings f
         JOIN findings_policy.assessments a ON a.subscription_id = f.subscription_id AND a.registry_id = f.registry_id
           AND a.repository = f.repository AND a.digest = f.digest
@@ -414,13 +435,14 @@ struct PostgresPolicyStore: Sendable {
 
     private func decodeSubAssessments(_ rows: PostgresRowSequence) async throws -> [SubAssessmentRow] {
         var items: [SubAssessmentRow] = []
-        for try await (registry, repository, digest, ordinal, name, finding, rule, justification, host, time, os)
-            in rows.decode((UUID, String, String, Int, UUID, String, UUID?, String?, String, Date, String?).self) {
+        for try await (registry, repository, digest, ordinal, name, finding, rule, justification, host, time, os, vex)
+            in rows.decode((UUID, String, String, Int, UUID, String, UUID?, String?, String, Date, String?, Bool).self) {
             items.append(SubAssessmentRow(
                 image: ImageKey(registryID: registry, repository: repository, digest: digest), ordinal: ordinal, name: name,
                 finding: try Self.decoder.decode(Finding.self, from: Data(finding.utf8)), exemptRuleID: rule,
                 justification: justification, registryHost: host, timeGenerated: time,
-                operatingSystem: try os.map { try Self.decoder.decode(Components.Schemas.OperatingSystem.self, from: Data($0.utf8)) }))
+                operatingSystem: try os.map { try Self.decoder.decode(Components.Schemas.OperatingSystem.self, from: Data($0.utf8)) },
+                byVEX: vex))
         }
         return items
     }

@@ -13,7 +13,9 @@ struct Views: Sendable {
         var counted: [(Int, Finding)] = []
         var exempt: [Components.Schemas.ExemptFinding] = []
         for (index, finding) in image.report.findings.enumerated() {
-            if let rule = image.exemptions[index] {
+            if let document = image.exemptions[index], let words = image.vexJustifications[index] {
+                exempt.append(.init(finding: finding, vexDocumentId: document.uuidString.lowercased(), justification: words))
+            } else if let rule = image.exemptions[index] {
                 exempt.append(.init(finding: finding, ruleId: rule.uuidString.lowercased(),
                                     justification: justifications[rule] ?? "the rule no longer exists"))
             } else {
@@ -53,7 +55,11 @@ struct Views: Sendable {
         let finding = row.finding
         let band = policy.band(finding.severity)
         let status: Components.Schemas.SubAssessmentStatus
-        if let rule = row.exemptRuleID {
+        if let document = row.exemptRuleID, row.byVEX {
+            status = .init(code: .notApplicable, cause: "Exempt",
+                           description: "suppressed by VEX document \(document.uuidString.lowercased()): \(row.justification ?? "")",
+                           severity: band)
+        } else if let rule = row.exemptRuleID {
             status = .init(code: .notApplicable, cause: "Exempt",
                            description: "disabled by rule \(rule.uuidString.lowercased()): \(row.justification ?? "")",
                            severity: band)
@@ -88,7 +94,8 @@ struct Views: Sendable {
                     registryId: key.registryID.uuidString.lowercased(), packageName: finding.packageName,
                     installedVersion: finding.installedVersion, fixedVersion: finding.fixedVersion, severity: finding.severity,
                     knownExploited: finding.knownExploited, epss: finding.epss,
-                    exemptByRuleId: row.exemptRuleID?.uuidString.lowercased(),
+                    exemptByRuleId: row.byVEX ? nil : row.exemptRuleID?.uuidString.lowercased(),
+                    exemptByVexDocumentId: row.byVEX ? row.exemptRuleID?.uuidString.lowercased() : nil,
                     tags: tags ?? .init(current: [], previous: []))))
     }
 
@@ -121,4 +128,6 @@ struct SubAssessmentRow: Sendable {
     var registryHost: String
     var timeGenerated: Date
     var operatingSystem: Components.Schemas.OperatingSystem?
+    /// True when `exemptRuleID` is a VEX document's ID and `justification` its statement's words.
+    var byVEX: Bool = false
 }

@@ -51,14 +51,22 @@ struct EventProcessor: Service {
     @discardableResult
     func processBatch() async throws -> Int {
         let logger = runtime.logger
+        let batchSize = self.batchSize
         // Registry facts first, outside the transaction: they come from discovery over HTTP.
-        let peek = try await runtime.database.query("""
-            SELECT DISTINCT registry_id FROM (
-              SELECT registry_id FROM ingestion.events WHERE processed_at IS NULL ORDER BY seq LIMIT \(batchSize)) p
-            """, logger: logger)
+        // System access here and below: the queue of events spans every tenant and is processed in arrival order
+        // in one transaction; each row written takes its tenant from its registry (discovery's facts).
+        let peeked = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT DISTINCT registry_id FROM (
+                  SELECT registry_id FROM ingestion.events WHERE processed_at IS NULL ORDER BY seq LIMIT \(batchSize)) p
+                """, logger: logger)
+            var ids: [UUID] = []
+            for try await id in rows.decode(UUID.self) { ids.append(id) }
+            return ids
+        }
         var registries: [UUID: RegisteredRegistry] = [:]
         var unknown = Set<UUID>()
-        for try await id in peek.decode(UUID.self) {
+        for id in peeked {
             if let registration = try await directory.registration(id: id) {
                 registries[id] = registration.registry
             } else {
@@ -67,8 +75,7 @@ struct EventProcessor: Service {
         }
         guard !registries.isEmpty || !unknown.isEmpty else { return 0 }
         let outbox = runtime.outbox
-        let batchSize = self.batchSize
-        return try await runtime.database.withTransaction(logger: logger) { connection -> Int in
+        return try await runtime.database.withSystemAccess(logger: logger) { connection -> Int in
             let locked = try await connection.query(
                 "SELECT pg_try_advisory_xact_lock(hashtext('gantry.ingestion.events'))", logger: logger)
             for try await gotLock in locked.decode(Bool.self) where !gotLock { return 0 }
@@ -187,9 +194,10 @@ struct EventProcessor: Service {
         if !tagOrder.isEmpty {
             let assignments = tagOrder.compactMap { tags[$0] }
             try await connection.query("""
-                INSERT INTO ingestion.image_tags (registry_id, repository, tag, digest)
+                INSERT INTO ingestion.image_tags (registry_id, repository, tag, digest, tenant_id)
                 SELECT * FROM unnest(\(assignments.map(\.0.registryID))::uuid[], \(assignments.map(\.0.repository))::text[],
-                                     \(assignments.map(\.1))::text[], \(assignments.map(\.0.digest))::text[])
+                                     \(assignments.map(\.1))::text[], \(assignments.map(\.0.digest))::text[],
+                                     \(assignments.map { registries[$0.0.registryID]!.tenantID })::uuid[])
                 ON CONFLICT (registry_id, repository, tag) DO UPDATE SET digest = EXCLUDED.digest, updated_at = now()
                 """, logger: logger)
         }

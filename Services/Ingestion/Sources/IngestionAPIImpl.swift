@@ -12,6 +12,8 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
     let directory: RegistryDirectory
     let intake: EventIntake
     let rescans: RescanScheduler
+    /// Seals import source credentials; nil without `GANTRY_SECRET_KEY` (imports then refuse credentials).
+    var importSealer: ImportCredentialSealer?
 
     // MARK: Webhooks
 
@@ -49,18 +51,23 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         let registryID = try Validate.uuid(input.query.registryId, field: "registryId")
         let limit = input.query.limit ?? 100
         guard (1...500).contains(limit) else { throw ProblemError.badRequest("limit must be between 1 and 500") }
-        let rows = try await runtime.database.query("""
-            SELECT event_id, registry_id, source, action, media_type, repository, digest, tag, occurred_at, received_at,
-                   processed_at, outcome, scan_requested
-            FROM ingestion.events WHERE registry_id = \(registryID) ORDER BY seq DESC LIMIT \(limit)
-            """, logger: runtime.logger)
-        var items: [Components.Schemas.RecordedEvent] = []
-        for try await (id, registry, source, action, mediaType, repository, digest, tag, occurred, received, processed, outcome, scan)
-            in rows.decode((String, UUID, String, String, String?, String, String?, String?, Date?, Date, Date?, String?, Bool).self) {
-            items.append(.init(eventId: id, registryId: registry.uuidString.lowercased(),
-                               source: .init(rawValue: source) ?? .distribution, action: action, mediaType: mediaType,
-                               repository: repository, digest: digest, tag: tag, occurredAt: occurred, receivedAt: received,
-                               processedAt: processed, outcome: outcome, scanRequested: scan))
+        let logger = runtime.logger
+        // An operator's diagnostic route naming a registry but no tenant (`AccessPolicy.ingestion`): system access.
+        let items = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT event_id, registry_id, source, action, media_type, repository, digest, tag, occurred_at, received_at,
+                       processed_at, outcome, scan_requested
+                FROM ingestion.events WHERE registry_id = \(registryID) ORDER BY seq DESC LIMIT \(limit)
+                """, logger: logger)
+            var items: [Components.Schemas.RecordedEvent] = []
+            for try await (id, registry, source, action, mediaType, repository, digest, tag, occurred, received, processed, outcome, scan)
+                in rows.decode((String, UUID, String, String, String?, String, String?, String?, Date?, Date, Date?, String?, Bool).self) {
+                items.append(.init(eventId: id, registryId: registry.uuidString.lowercased(),
+                                   source: .init(rawValue: source) ?? .distribution, action: action, mediaType: mediaType,
+                                   repository: repository, digest: digest, tag: tag, occurredAt: occurred, receivedAt: received,
+                                   processedAt: processed, outcome: outcome, scanRequested: scan))
+            }
+            return items
         }
         return .ok(.init(body: .json(.init(items: items))))
     }
@@ -70,25 +77,33 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         let registryID = try Validate.uuid(input.path.registryId, field: "registryId")
         let repository = try input.query.repository.map { try Validate.repository($0, field: "repository") }
         let includeDeleted = input.query.includeDeleted ?? false
-        let rows = try await runtime.database.query("""
-            SELECT i.repository, i.digest, i.first_seen_at, i.last_pushed_at, i.last_pulled_at, i.deleted_at,
-                   i.scan_requested_at,
-                   COALESCE(array_agg(t.tag ORDER BY t.tag) FILTER (WHERE t.tag IS NOT NULL), '{}')::text[]
-            FROM ingestion.images i
-            LEFT JOIN ingestion.image_tags t
-              ON t.registry_id = i.registry_id AND t.repository = i.repository AND t.digest = i.digest
-            WHERE i.registry_id = \(registryID) AND i.tenant_id = \(tenantID)
-              AND (\(repository)::text IS NULL OR i.repository = \(repository))
-              AND (\(includeDeleted) OR i.deleted_at IS NULL)
-            GROUP BY i.registry_id, i.repository, i.digest
-            ORDER BY i.repository, greatest(i.first_seen_at, i.last_pushed_at, i.last_pulled_at) DESC, i.digest
-            LIMIT 1000
-            """, logger: runtime.logger)
-        var items: [Components.Schemas.Image] = []
-        for try await (repository, digest, firstSeen, pushed, pulled, deleted, scanRequested, tags)
-            in rows.decode((String, String, Date, Date?, Date?, Date?, Date?, [String]).self) {
-            items.append(.init(repository: repository, digest: digest, tags: tags, firstSeenAt: firstSeen,
-                               lastPushedAt: pushed, lastPulledAt: pulled, deletedAt: deleted, scanRequestedAt: scanRequested))
+        // Another tenant's registry is unknown here, not an empty list (issue 6, "Isolation").
+        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
+            throw ProblemError.notFound("tenant \(tenantID) has no registry \(registryID)")
+        }
+        let logger = runtime.logger
+        let items = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT i.repository, i.digest, i.first_seen_at, i.last_pushed_at, i.last_pulled_at, i.deleted_at,
+                       i.scan_requested_at,
+                       COALESCE(array_agg(t.tag ORDER BY t.tag) FILTER (WHERE t.tag IS NOT NULL), '{}')::text[]
+                FROM ingestion.images i
+                LEFT JOIN ingestion.image_tags t
+                  ON t.registry_id = i.registry_id AND t.repository = i.repository AND t.digest = i.digest
+                WHERE i.registry_id = \(registryID) AND i.tenant_id = \(tenantID)
+                  AND (\(repository)::text IS NULL OR i.repository = \(repository))
+                  AND (\(includeDeleted) OR i.deleted_at IS NULL)
+                GROUP BY i.registry_id, i.repository, i.digest
+                ORDER BY i.repository, greatest(i.first_seen_at, i.last_pushed_at, i.last_pulled_at) DESC, i.digest
+                LIMIT 1000
+                """, logger: logger)
+            var items: [Components.Schemas.Image] = []
+            for try await (repository, digest, firstSeen, pushed, pulled, deleted, scanRequested, tags)
+                in rows.decode((String, String, Date, Date?, Date?, Date?, Date?, [String]).self) {
+                items.append(.init(repository: repository, digest: digest, tags: tags, firstSeenAt: firstSeen,
+                                   lastPushedAt: pushed, lastPulledAt: pulled, deletedAt: deleted, scanRequestedAt: scanRequested))
+            }
+            return items
         }
         return .ok(.init(body: .json(.init(items: items))))
     }
@@ -112,13 +127,17 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         }
         let secret = chosen ?? WebhookSecrets.generate()
         let hash = WebhookSecrets.hex(WebhookSecrets.hash(secret))
-        let rows = try await runtime.database.query("""
-            INSERT INTO ingestion.webhook_secrets (registry_id, tenant_id, secret_sha256) VALUES (\(registryID), \(tenantID), \(hash))
-            ON CONFLICT (registry_id) DO UPDATE SET secret_sha256 = EXCLUDED.secret_sha256, created_at = now()
-            RETURNING created_at
-            """, logger: runtime.logger)
-        var createdAt = Date()
-        for try await value in rows.decode(Date.self) { createdAt = value }
+        let logger = runtime.logger
+        let createdAt = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                INSERT INTO ingestion.webhook_secrets (registry_id, tenant_id, secret_sha256) VALUES (\(registryID), \(tenantID), \(hash))
+                ON CONFLICT (registry_id) DO UPDATE SET secret_sha256 = EXCLUDED.secret_sha256, created_at = now()
+                RETURNING created_at
+                """, logger: logger)
+            var createdAt = Date()
+            for try await value in rows.decode(Date.self) { createdAt = value }
+            return createdAt
+        }
         await directory.invalidate(registryID: registryID)
         runtime.logger.info("webhook secret set", metadata: ["registry": "\(registry.loginServer)", "generated": "\(chosen == nil)"])
         return .ok(.init(body: .json(.init(registryId: registryID.uuidString.lowercased(), secret: secret,
@@ -133,18 +152,23 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
     }
 
     func listRescans(_ input: Operations.ListRescans.Input) async throws -> Operations.ListRescans.Output {
-        let rows = try await runtime.database.query("""
-            SELECT id, reason, started_at, pulled_since, images FROM ingestion.rescan_runs ORDER BY started_at DESC LIMIT 100
-            """, logger: runtime.logger)
-        var items: [Components.Schemas.RescanRun] = []
-        for try await (id, reason, started, since, images) in rows.decode((UUID, String, Date, Date, Int).self) {
-            items.append(Self.rescanRun(id, reason, started, since, images))
+        let logger = runtime.logger
+        // Deployment-wide tables of an operator's route: system access.
+        let (items, nextRunAt) = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, reason, started_at, pulled_since, images FROM ingestion.rescan_runs ORDER BY started_at DESC LIMIT 100
+                """, logger: logger)
+            var items: [Components.Schemas.RescanRun] = []
+            for try await (id, reason, started, since, images) in rows.decode((UUID, String, Date, Date, Int).self) {
+                items.append(Self.rescanRun(id, reason, started, since, images))
+            }
+            let next = try await connection.query("""
+                SELECT next_run_at FROM ingestion.rescan_schedule WHERE name = \(RescanScheduler.scheduleName)
+                """, logger: logger)
+            var nextRunAt: Date?
+            for try await value in next.decode(Date.self) { nextRunAt = value }
+            return (items, nextRunAt)
         }
-        let next = try await runtime.database.query("""
-            SELECT next_run_at FROM ingestion.rescan_schedule WHERE name = \(RescanScheduler.scheduleName)
-            """, logger: runtime.logger)
-        var nextRunAt: Date?
-        for try await value in next.decode(Date.self) { nextRunAt = value }
         return .ok(.init(body: .json(.init(nextRunAt: nextRunAt, items: items))))
     }
 

@@ -3,13 +3,18 @@ import GantryRuntime
 import Hummingbird
 import IngestionAPI
 import OpenAPIHummingbird
+import RegistryClient
+import ServiceLifecycle
+import AsyncHTTPClient
 
 /// Builds the ingestion service: registry webhooks in (recorded, then processed by the event processor),
 /// scan requests and deletions out (through the outbox), and the recently-pulled rescan schedule.
 ///
 /// Service-specific settings: `GANTRY_RESCAN_INTERVAL_SECONDS` (default 604800, one week; 60…31536000),
 /// `GANTRY_RESCAN_PULLED_WITHIN_DAYS` (default 30; 1…365), `GANTRY_EVENT_POLL_MS` (how often the event
-/// processor looks for recorded events when idle; default 100; 10…10000).
+/// processor looks for recorded events when idle; default 100; 10…10000), `GANTRY_IMPORT_WORKERS` (imports
+/// copied at once per replica; default 2; 1…16), `GANTRY_IMPORT_LEASE_SECONDS` (how long a job of a dead
+/// worker stays leased before another takes it; default 60; 3…3600).
 /// Under `GANTRY_PROFILE=development` a registry without a webhook secret is accepted unauthenticated.
 /// - Parameter onServerRunning: receives the bound port (tests listen on port 0).
 public func buildIngestionApplication(configuration: GantryConfiguration,
@@ -30,8 +35,22 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
     let processor = EventProcessor(runtime: runtime, directory: directory, pollInterval: .milliseconds(pollMilliseconds))
     let rescans = RescanScheduler(runtime: runtime, directory: directory, interval: .seconds(rescanSeconds),
                                   pulledWithinDays: pulledWithinDays)
-    let api = IngestionAPIImpl(runtime: runtime, discovery: discovery, directory: directory, intake: intake, rescans: rescans)
-    return try runtime.makeApplication(openAPIDocument: IngestionAPI.openAPIDocument, services: [processor, rescans],
+    let importWorkers = try GantryConfiguration.integer("GANTRY_IMPORT_WORKERS", environment, default: 2, range: 1...16)
+    let importLease = try GantryConfiguration.integer("GANTRY_IMPORT_LEASE_SECONDS", environment, default: 60, range: 3...3600)
+    let importSealer = ImportCredentialSealer(configuration: configuration)
+    // The registry client follows redirects itself, so credentials never travel to a blob store's host.
+    let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+    // SSRF guard before every registry request, redirect hop and token fetch (sources and targets alike).
+    let registryClient = RegistryClient(httpClient: registryHTTP, logger: runtime.logger,
+                                        addressGuard: .forDeployment(configuration))
+    let importRunners: [any Service] = (0..<importWorkers).map { _ in
+        ImportRunner(runtime: runtime, directory: directory, registry: registryClient, sealer: importSealer,
+                     lease: .seconds(importLease))
+    }
+    let api = IngestionAPIImpl(runtime: runtime, discovery: discovery, directory: directory, intake: intake, rescans: rescans,
+                               importSealer: importSealer)
+    return try runtime.makeApplication(openAPIDocument: IngestionAPI.openAPIDocument, accessPolicy: .ingestion,
+                                       services: [processor, rescans, HTTPClientService(client: registryHTTP)] + importRunners,
                                        onServerRunning: onServerRunning) { router in
         router.add(middleware: WebhookAuthorizationMiddleware())
         try api.registerHandlers(on: router)

@@ -50,7 +50,7 @@ actor RegistryDirectory {
         let task = Task<WebhookRegistration?, any Error> {
             guard let registry = try await discovery.registry(host: host) else { return nil }
             return WebhookRegistration(registry: registry,
-                                       secretSHA256: try await Self.secretHash(registry.registryID, database: database, logger: logger))
+                                       secretSHA256: try await Self.secretHash(registry, database: database, logger: logger))
         }
         byHost[host] = Entry(task: task, fetchedAt: .now)
         do {
@@ -71,7 +71,7 @@ actor RegistryDirectory {
         let task = Task<WebhookRegistration?, any Error> {
             guard let registry = try await discovery.registry(id: id) else { return nil }
             return WebhookRegistration(registry: registry,
-                                       secretSHA256: try await Self.secretHash(id, database: database, logger: logger))
+                                       secretSHA256: try await Self.secretHash(registry, database: database, logger: logger))
         }
         byID[id] = Entry(task: task, fetchedAt: .now, registryID: id)
         do {
@@ -94,11 +94,16 @@ actor RegistryDirectory {
         return age < (entry.registryID == nil ? negativeTTL : ttl)
     }
 
-    private static func secretHash(_ registryID: UUID, database: PostgresClient, logger: Logger) async throws -> [UInt8]? {
-        let rows = try await database.query(
-            "SELECT secret_sha256 FROM ingestion.webhook_secrets WHERE registry_id = \(registryID)", logger: logger)
-        for try await hex in rows.decode(String.self) { return WebhookSecrets.bytes(hex: hex) }
-        return nil
+    /// The registry's secret hash, read as its tenant (discovery's fact): a secret stored under another tenant
+    /// is invisible (row-level security), so the registry counts as having none.
+    private static func secretHash(_ registry: RegisteredRegistry, database: PostgresClient,
+                                   logger: Logger) async throws -> [UInt8]? {
+        try await database.withTenant(registry.tenantID, logger: logger) { connection in
+            let rows = try await connection.query(
+                "SELECT secret_sha256 FROM ingestion.webhook_secrets WHERE registry_id = \(registry.registryID)", logger: logger)
+            for try await hex in rows.decode(String.self) { return WebhookSecrets.bytes(hex: hex) }
+            return nil
+        }
     }
 }
 

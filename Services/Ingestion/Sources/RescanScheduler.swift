@@ -11,6 +11,7 @@ import ServiceLifecycle
 /// The schedule is a row (`rescan_schedule`), taken with `FOR UPDATE SKIP LOCKED`, so one replica runs
 /// each occurrence and a restart neither skips nor repeats one. The requests are written to the outbox
 /// in one statement; the scanner's queue orders them after pushes and imports and limits each registry.
+/// It spans every tenant's images, so it runs under `withSystemAccess` (row-level security, migration 5).
 struct RescanScheduler: Service {
     static let scheduleName = "recently-pulled"
 
@@ -43,11 +44,13 @@ struct RescanScheduler: Service {
     /// Creates the schedule row on first start; pulls a far-away next run closer when the interval was shortened.
     func ensureSchedule() async throws {
         let seconds = Double(interval.components.seconds)
-        try await runtime.database.query("""
-            INSERT INTO ingestion.rescan_schedule (name, next_run_at)
-            VALUES (\(Self.scheduleName), now() + make_interval(secs => \(seconds)))
-            ON CONFLICT (name) DO UPDATE SET next_run_at = least(rescan_schedule.next_run_at, EXCLUDED.next_run_at)
-            """, logger: runtime.logger)
+        try await runtime.database.withSystemAccess(logger: runtime.logger) { connection in
+            try await connection.query("""
+                INSERT INTO ingestion.rescan_schedule (name, next_run_at)
+                VALUES (\(Self.scheduleName), now() + make_interval(secs => \(seconds)))
+                ON CONFLICT (name) DO UPDATE SET next_run_at = least(rescan_schedule.next_run_at, EXCLUDED.next_run_at)
+                """, logger: runtime.logger)
+        }
     }
 
     /// Runs the rescan when the schedule says it is due; returns the run, or nil when it was not due
@@ -56,7 +59,7 @@ struct RescanScheduler: Service {
         try await ensureSchedule()
         let enabled = try await enabledRegistries()
         let seconds = Double(interval.components.seconds)
-        return try await runtime.database.withTransaction(logger: runtime.logger) { connection -> Run? in
+        return try await runtime.database.withSystemAccess(logger: runtime.logger) { connection -> Run? in
             let due = try await connection.query("""
                 SELECT 1 FROM ingestion.rescan_schedule WHERE name = \(Self.scheduleName) AND next_run_at <= now()
                 FOR UPDATE SKIP LOCKED
@@ -76,7 +79,7 @@ struct RescanScheduler: Service {
     /// Runs the rescan now (operator request), leaving the schedule as it is.
     func runNow() async throws -> Run {
         let enabled = try await enabledRegistries()
-        return try await runtime.database.withTransaction(logger: runtime.logger) { connection in
+        return try await runtime.database.withSystemAccess(logger: runtime.logger) { connection in
             try await requestRescans(reason: "request", enabledRegistries: enabled, connection: connection)
         }
     }
@@ -84,12 +87,17 @@ struct RescanScheduler: Service {
     /// Registries with recently pulled images whose plan is enabled (asked of discovery, cached).
     private func enabledRegistries() async throws -> [UUID] {
         let days = pulledWithinDays
-        let rows = try await runtime.database.query("""
-            SELECT DISTINCT registry_id FROM ingestion.images
-            WHERE deleted_at IS NULL AND last_pulled_at >= now() - make_interval(days => \(days)::int)
-            """, logger: runtime.logger)
+        let candidates = try await runtime.database.withSystemAccess(logger: runtime.logger) { connection in
+            let rows = try await connection.query("""
+                SELECT DISTINCT registry_id FROM ingestion.images
+                WHERE deleted_at IS NULL AND last_pulled_at >= now() - make_interval(days => \(days)::int)
+                """, logger: runtime.logger)
+            var ids: [UUID] = []
+            for try await id in rows.decode(UUID.self) { ids.append(id) }
+            return ids
+        }
         var enabled: [UUID] = []
-        for try await id in rows.decode(UUID.self) {
+        for id in candidates {
             if let registration = try await directory.registration(id: id), registration.registry.planEnabled {
                 enabled.append(id)
             }

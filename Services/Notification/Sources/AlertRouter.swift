@@ -17,14 +17,19 @@ struct AlertRouter: Sendable {
     /// The nil UUID: the rule ID under which the default route (no rules) records its episodes.
     static let defaultRoute = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
+    /// An alert for one subscription is routed as its tenant (`withTenant`); a deployment-wide alert (feedsStale)
+    /// needs every tenant's rules, so it is routed with system access (`withSystemAccess`).
     /// - Returns: the number of deliveries queued (0 for a message seen before).
     func route(_ alert: ValidatedAlert) async throws -> Int {
-        try await database.withTransaction(logger: logger) { connection in
-            guard try await inbox.claim(alert.messageID, on: connection, logger: logger) else { return 0 }
-            if let scope = alert.scope {
+        if let scope = alert.scope {
+            return try await database.withTenant(scope.tenantID, logger: logger) { connection in
+                guard try await inbox.claim(alert.messageID, on: connection, logger: logger) else { return 0 }
                 return try await route(alert, alertID: alert.messageID, tenantID: scope.tenantID,
                                        subscriptionID: scope.subscriptionID, on: connection)
             }
+        }
+        return try await database.withSystemAccess(logger: logger) { connection in
+            guard try await inbox.claim(alert.messageID, on: connection, logger: logger) else { return 0 }
             // A deployment-wide alert (feedsStale): one record per subscription that has a rule for it.
             let rows = try await connection.query("""
                 SELECT DISTINCT tenant_id, subscription_id FROM notification.rules WHERE kind = \(alert.kind.rawValue)

@@ -23,7 +23,12 @@ struct Channel: Sendable, Equatable {
     var name: String
     /// The receiver URL; nil for e-mail.
     var url: String?
+    /// The signing secret as stored: sealed with `SecretSealer` (`secretContext(id)`), or in clear in rows
+    /// written before sealing existed (sealed by `DeliveryWorker.sealLegacySecrets` at start-up).
     var secret: String?
+
+    /// The authenticated data a channel's secret is sealed with, so it opens only on its own row.
+    static func secretContext(_ id: UUID) -> String { "notification.channel:\(id.uuidString.lowercased())" }
     var recipients: [String]
     var createdAt: Date
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import RegistryClient
 import GantryRuntime
 import Logging
 import NIOCore
@@ -38,6 +39,11 @@ struct DeliveryWorker: Service {
     func run() async throws {
         let slots = Slots(capacity: settings.concurrency)
         await runtime.readiness.waitUntilReady()
+        do {
+            try await sealLegacySecrets()
+        } catch {
+            runtime.logger.error("could not seal channel secrets stored in clear", metadata: ["error": "\(error)"])
+        }
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 while !Task.isCancelled {
@@ -66,38 +72,43 @@ struct DeliveryWorker: Service {
     }
 
     /// Leases up to `limit` due deliveries, the oldest due first, one per channel, skipping busy channels.
+    /// The claim spans every tenant's deliveries, so it runs with system access; recording an attempt is the
+    /// tenant's (`record`).
     func lease(limit: Int, busyChannels: [UUID]) async throws -> [Job] {
         let leaseSeconds = settings.attemptTimeout.seconds + 30
-        let rows = try await runtime.database.query("""
-            WITH due AS (
-              SELECT id, row_number() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rank
-              FROM notification.deliveries d
-              WHERE status = 'pending' AND next_attempt_at <= now() AND (leased_until IS NULL OR leased_until <= now())
-                AND NOT (channel_id = ANY (\(busyChannels)))
-                AND NOT EXISTS (SELECT 1 FROM notification.deliveries x
-                                WHERE x.channel_id = d.channel_id AND x.status = 'pending' AND x.leased_until > now())
-            ), picked AS (
-              SELECT d.id FROM notification.deliveries d JOIN due ON due.id = d.id
-              WHERE due.rank = 1 AND d.status = 'pending' AND (d.leased_until IS NULL OR d.leased_until <= now())
-              ORDER BY d.next_attempt_at LIMIT \(limit) FOR UPDATE OF d SKIP LOCKED
-            )
-            UPDATE notification.deliveries d SET leased_until = now() + make_interval(secs => \(leaseSeconds))
-            FROM picked, notification.channels c, notification.alerts a
-            WHERE d.id = picked.id AND c.id = d.channel_id AND a.message_id = d.alert_id
-            RETURNING d.id, d.attempts, d.target, d.min_severity, d.give_up_at, a.payload, a.created_at,
-                      c.id, c.tenant_id, c.subscription_id, c.type, c.name, c.url, c.secret, c.recipients, c.created_at
-            """, logger: logger)
-        var jobs: [Job] = []
-        for try await (id, attempts, target, severity, giveUp, payload, received, channelID, tenant, subscription, type, name, url,
-                       secret, recipients, created) in rows.decode(
-            (UUID, Int, String, String?, Date, String, Date, UUID, UUID, UUID, String, String, String?, String?, [String], Date).self) {
-            let channel = Channel(id: channelID, tenantID: tenant, subscriptionID: subscription,
-                                  kind: Channel.Kind(rawValue: type) ?? .webhook, name: name, url: url, secret: secret,
-                                  recipients: recipients, createdAt: created)
-            jobs.append(Job(id: id, attempts: attempts, target: target, minSeverity: severity, channel: channel,
-                            payload: payload, alertReceivedAt: received, giveUpAt: giveUp))
+        let logger = self.logger
+        return try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                WITH due AS (
+                  SELECT id, row_number() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rank
+                  FROM notification.deliveries d
+                  WHERE status = 'pending' AND next_attempt_at <= now() AND (leased_until IS NULL OR leased_until <= now())
+                    AND NOT (channel_id = ANY (\(busyChannels)))
+                    AND NOT EXISTS (SELECT 1 FROM notification.deliveries x
+                                    WHERE x.channel_id = d.channel_id AND x.status = 'pending' AND x.leased_until > now())
+                ), picked AS (
+                  SELECT d.id FROM notification.deliveries d JOIN due ON due.id = d.id
+                  WHERE due.rank = 1 AND d.status = 'pending' AND (d.leased_until IS NULL OR d.leased_until <= now())
+                  ORDER BY d.next_attempt_at LIMIT \(limit) FOR UPDATE OF d SKIP LOCKED
+                )
+                UPDATE notification.deliveries d SET leased_until = now() + make_interval(secs => \(leaseSeconds))
+                FROM picked, notification.channels c, notification.alerts a
+                WHERE d.id = picked.id AND c.id = d.channel_id AND a.message_id = d.alert_id
+                RETURNING d.id, d.attempts, d.target, d.min_severity, d.give_up_at, a.payload, a.created_at,
+                          c.id, c.tenant_id, c.subscription_id, c.type, c.name, c.url, c.secret, c.recipients, c.created_at
+                """, logger: logger)
+            var jobs: [Job] = []
+            for try await (id, attempts, target, severity, giveUp, payload, received, channelID, tenant, subscription, type, name, url,
+                           secret, recipients, created) in rows.decode(
+                (UUID, Int, String, String?, Date, String, Date, UUID, UUID, UUID, String, String, String?, String?, [String], Date).self) {
+                let channel = Channel(id: channelID, tenantID: tenant, subscriptionID: subscription,
+                                      kind: Channel.Kind(rawValue: type) ?? .webhook, name: name, url: url, secret: secret,
+                                      recipients: recipients, createdAt: created)
+                jobs.append(Job(id: id, attempts: attempts, target: target, minSeverity: severity, channel: channel,
+                                payload: payload, alertReceivedAt: received, giveUpAt: giveUp))
+            }
+            return jobs
         }
-        return jobs
     }
 
     /// One attempt, then its record: the attempt row, and the delivery delivered, due again later, or dead.
@@ -124,7 +135,7 @@ struct DeliveryWorker: Service {
         }
         let delay = settings.backoff(afterAttempt: attempt)
         let logger = self.logger
-        let status = try await runtime.database.withTransaction(logger: logger) { connection -> String in
+        let status = try await runtime.database.withTenant(job.channel.tenantID, logger: logger) { connection -> String in
             try await connection.query("""
                 INSERT INTO notification.delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, status_code, error)
                 VALUES (\(job.id), \(attempt), \(started), \(durationMs), \(outcome), \(code), \(error))
@@ -197,6 +208,25 @@ struct DeliveryWorker: Service {
         }
     }
 
+    /// Seals channel secrets stored in clear by releases before sealing existed; returns how many.
+    @discardableResult
+    func sealLegacySecrets() async throws -> Int {
+        let sealer = try SecretSealer(configuration: runtime.configuration)
+        return try await runtime.database.withSystemAccess(logger: runtime.logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, secret FROM notification.channels WHERE secret IS NOT NULL AND secret NOT LIKE 'sealed:v1:%' FOR UPDATE
+                """, logger: runtime.logger)
+            var legacy: [(UUID, String)] = []
+            for try await row in rows.decode((UUID, String).self) { legacy.append(row) }
+            for (id, clear) in legacy {
+                try await connection.query("""
+                    UPDATE notification.channels SET secret = \(try sealer.seal(clear, context: Channel.secretContext(id))) WHERE id = \(id)
+                    """, logger: runtime.logger)
+            }
+            return legacy.count
+        }
+    }
+
     /// POSTs `body` to the delivery's URL, signed when the channel has a secret, within the attempt timeout.
     private func post(_ job: Job, body: Data, contentType: String, event: String) async -> AttemptResult {
         // The guard ran when the channel was made; run it again in case the deployment's profile changed since.
@@ -207,13 +237,26 @@ struct DeliveryWorker: Service {
         if let refusal = runtime.configuration.cloud.refusalForWebhook(host: hostPort, profile: runtime.configuration.profile) {
             return .rejected(statusCode: nil, error: "refused by the SSRF guard: \(refusal)")
         }
+        // And by what the name resolves to now: a public name pointing at a metadata or private address is refused.
+        do {
+            try AddressGuard(allowLoopback: runtime.configuration.profile == .development).check(host: host, describing: hostPort)
+        } catch {
+            return .rejected(statusCode: nil, error: "refused by the SSRF guard: \(error.reason)")
+        }
         var request = HTTPClientRequest(url: job.target)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
         request.headers.add(name: "User-Agent", value: "Gantry-Notification/1")
         request.headers.add(name: "X-Gantry-Delivery", value: job.id.uuidString.lowercased())
         request.headers.add(name: "X-Gantry-Event", value: event)
-        if let secret = job.channel.secret {
+        if let stored = job.channel.secret {
+            let secret: String
+            do {
+                secret = try SecretSealer(configuration: runtime.configuration)
+                    .open(stored, context: Channel.secretContext(job.channel.id))
+            } catch {
+                return .rejected(statusCode: nil, error: "the channel's signing secret cannot be opened: \(error)")
+            }
             let timestamp = Int(Date().timeIntervalSince1970)
             request.headers.add(name: WebhookSignature.timestampHeader, value: String(timestamp))
             request.headers.add(name: WebhookSignature.header, value: WebhookSignature.sign(timestamp: timestamp, body: body, secret: secret))

@@ -1,4 +1,5 @@
 import Foundation
+import RegistryClient
 import GantryModel
 import GantryRuntime
 import Logging
@@ -110,8 +111,11 @@ struct NotificationAPIImpl: APIProtocol {
                 throw ProblemError.badRequest("secret must have 16 to 512 characters")
             }
         }
-        return Channel(id: UUID(), tenantID: tenantID, subscriptionID: subscriptionID, kind: kind, name: name, url: checkedURL,
-                       secret: secret, recipients: checkedRecipients, createdAt: Date())
+        // The secret is needed again to sign, so it is sealed (AES-GCM under GANTRY_SECRET_KEY), not hashed.
+        let id = UUID()
+        let sealed = try secret.map { try SecretSealer(configuration: runtime.configuration).seal($0, context: Channel.secretContext(id)) }
+        return Channel(id: id, tenantID: tenantID, subscriptionID: subscriptionID, kind: kind, name: name, url: checkedURL,
+                       secret: sealed, recipients: checkedRecipients, createdAt: Date())
     }
 
     /// An absolute http(s) URL that passes the SSRF guard; plain http only in the development profile.
@@ -123,6 +127,14 @@ struct NotificationAPIImpl: APIProtocol {
         let hostPort = url.port.map { "\(host):\($0)" } ?? host
         if let refusal = runtime.configuration.cloud.refusalForWebhook(host: hostPort, profile: runtime.configuration.profile) {
             throw ProblemError.badRequest("url: \(refusal)")
+        }
+        // What the name resolves to counts too (a public name for a metadata address); a name that does not
+        // resolve yet is accepted, since every delivery checks again.
+        do {
+            try AddressGuard(allowLoopback: runtime.configuration.profile == .development)
+                .check(host: host, describing: hostPort, allowUnresolved: true)
+        } catch {
+            throw ProblemError.badRequest("url: \(error.reason)")
         }
         if scheme == "http" && runtime.configuration.profile != .development {
             throw ProblemError.badRequest("url must use https outside the development profile")

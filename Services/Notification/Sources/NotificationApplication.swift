@@ -25,7 +25,7 @@ public func buildNotificationApplication(configuration: GantryConfiguration,
     let deliveryClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     let worker = DeliveryWorker(runtime: runtime, settings: settings, httpClient: deliveryClient)
     let api = NotificationAPIImpl(runtime: runtime, settings: settings)
-    return try runtime.makeApplication(openAPIDocument: NotificationAPI.openAPIDocument,
+    return try runtime.makeApplication(openAPIDocument: NotificationAPI.openAPIDocument, accessPolicy: .notification,
                                        services: [HTTPClientService(client: deliveryClient), worker],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)

@@ -45,7 +45,8 @@ struct AlertRecord: Sendable {
 }
 
 /// The notification schema's SQL: channels, rules, the alert and delivery logs. Every method takes the tenant
-/// and subscription it works for; the routing and delivery SQL lives with `AlertRouter` and `DeliveryWorker`.
+/// and subscription it works for and runs in `withTenant` (row-level security, migration 3); the routing and
+/// delivery SQL lives with `AlertRouter` and `DeliveryWorker`.
 struct PostgresNotificationStore: Sendable {
     let database: PostgresClient
     let logger: Logger
@@ -53,29 +54,39 @@ struct PostgresNotificationStore: Sendable {
     // MARK: Channels
 
     func insertChannel(_ channel: Channel) async throws {
-        try await database.query("""
-            INSERT INTO notification.channels (id, tenant_id, subscription_id, type, name, url, secret, recipients, created_at)
-            VALUES (\(channel.id), \(channel.tenantID), \(channel.subscriptionID), \(channel.kind.rawValue), \(channel.name),
-                    \(channel.url), \(channel.secret), \(channel.recipients), \(channel.createdAt))
-            """, logger: logger)
+        let logger = self.logger
+        try await database.withTenant(channel.tenantID, logger: logger) { connection in
+            try await connection.query("""
+                INSERT INTO notification.channels (id, tenant_id, subscription_id, type, name, url, secret, recipients, created_at)
+                VALUES (\(channel.id), \(channel.tenantID), \(channel.subscriptionID), \(channel.kind.rawValue), \(channel.name),
+                        \(channel.url), \(channel.secret), \(channel.recipients), \(channel.createdAt))
+                """, logger: logger)
+            return
+        }
     }
 
     func channels(tenantID: UUID, subscriptionID: UUID, kind: Channel.Kind? = nil) async throws -> [Channel] {
-        let rows = try await database.query("""
-            SELECT id, tenant_id, subscription_id, type, name, url, secret, recipients, created_at FROM notification.channels
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND deleted_at IS NULL
-              AND (\(kind?.rawValue)::text IS NULL OR type = \(kind?.rawValue))
-            ORDER BY created_at, id
-            """, logger: logger)
-        return try await Self.decodeChannels(rows)
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, tenant_id, subscription_id, type, name, url, secret, recipients, created_at FROM notification.channels
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND deleted_at IS NULL
+                  AND (\(kind?.rawValue)::text IS NULL OR type = \(kind?.rawValue))
+                ORDER BY created_at, id
+                """, logger: logger)
+            return try await Self.decodeChannels(rows)
+        }
     }
 
     func channel(tenantID: UUID, subscriptionID: UUID, id: UUID) async throws -> Channel? {
-        let rows = try await database.query("""
-            SELECT id, tenant_id, subscription_id, type, name, url, secret, recipients, created_at FROM notification.channels
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND id = \(id) AND deleted_at IS NULL
-            """, logger: logger)
-        return try await Self.decodeChannels(rows).first
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, tenant_id, subscription_id, type, name, url, secret, recipients, created_at FROM notification.channels
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND id = \(id) AND deleted_at IS NULL
+                """, logger: logger)
+            return try await Self.decodeChannels(rows).first
+        }
     }
 
     static func decodeChannels(_ rows: PostgresRowSequence) async throws -> [Channel] {
@@ -93,8 +104,9 @@ struct PostgresNotificationStore: Sendable {
     /// - Returns: false when there is no such channel.
     /// - Throws: `ProblemError` 409 naming the rules that still use it.
     func deleteChannel(tenantID: UUID, subscriptionID: UUID, id: UUID) async throws -> Bool {
-        // Decided inside the transaction, thrown outside it: postgres-nio wraps what a transaction's closure throws.
-        let usedBy = try await database.withTransaction(logger: logger) { connection -> [String]? in
+        // Decided inside the transaction, thrown outside it, once the transaction has ended.
+        let logger = self.logger
+        let usedBy = try await database.withTenant(tenantID, logger: logger) { connection -> [String]? in
             let found = try await connection.query("""
                 SELECT id FROM notification.channels
                 WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND id = \(id) AND deleted_at IS NULL
@@ -128,21 +140,28 @@ struct PostgresNotificationStore: Sendable {
     // MARK: Rules
 
     func insertRule(_ rule: AlertRule, tenantID: UUID, subscriptionID: UUID) async throws {
-        try await database.query("""
-            INSERT INTO notification.rules (id, tenant_id, subscription_id, name, kind, min_severity, min_consecutive_failures,
-                                            channel_ids, created_at)
-            VALUES (\(rule.id), \(tenantID), \(subscriptionID), \(rule.name), \(rule.kind.rawValue), \(rule.minSeverity?.name),
-                    \(rule.minConsecutiveFailures), \(rule.channelIDs), \(rule.createdAt))
-            """, logger: logger)
+        let logger = self.logger
+        try await database.withTenant(tenantID, logger: logger) { connection in
+            try await connection.query("""
+                INSERT INTO notification.rules (id, tenant_id, subscription_id, name, kind, min_severity, min_consecutive_failures,
+                                                channel_ids, created_at)
+                VALUES (\(rule.id), \(tenantID), \(subscriptionID), \(rule.name), \(rule.kind.rawValue), \(rule.minSeverity?.name),
+                        \(rule.minConsecutiveFailures), \(rule.channelIDs), \(rule.createdAt))
+                """, logger: logger)
+            return
+        }
     }
 
     func rules(tenantID: UUID, subscriptionID: UUID, id: UUID? = nil) async throws -> [AlertRule] {
-        let rows = try await database.query("""
-            SELECT id, name, kind, min_severity, min_consecutive_failures, channel_ids, created_at FROM notification.rules
-            WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND (\(id)::uuid IS NULL OR id = \(id))
-            ORDER BY created_at, id
-            """, logger: logger)
-        return try await Self.decodeRules(rows)
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, name, kind, min_severity, min_consecutive_failures, channel_ids, created_at FROM notification.rules
+                WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND (\(id)::uuid IS NULL OR id = \(id))
+                ORDER BY created_at, id
+                """, logger: logger)
+            return try await Self.decodeRules(rows)
+        }
     }
 
     static func decodeRules(_ rows: PostgresRowSequence) async throws -> [AlertRule] {
@@ -158,77 +177,90 @@ struct PostgresNotificationStore: Sendable {
 
     /// - Returns: false when there is no such rule.
     func deleteRule(tenantID: UUID, subscriptionID: UUID, id: UUID) async throws -> Bool {
-        let rows = try await database.query("""
-            DELETE FROM notification.rules WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND id = \(id)
-            RETURNING id
-            """, logger: logger)
-        for try await _ in rows { return true }
-        return false
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                DELETE FROM notification.rules WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND id = \(id)
+                RETURNING id
+                """, logger: logger)
+            for try await _ in rows { return true }
+            return false
+        }
     }
 
     // MARK: Logs
 
     func alerts(tenantID: UUID, subscriptionID: UUID, limit: Int) async throws -> [AlertRecord] {
-        let rows = try await database.query("""
-            SELECT message_id, kind, outcome, reason, delivery_count, image_digest, repository, registry_host, created_at
-            FROM notification.alerts WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-            ORDER BY created_at DESC, message_id LIMIT \(limit)
-            """, logger: logger)
-        var records: [AlertRecord] = []
-        for try await (id, kind, outcome, reason, count, digest, repository, host, created) in rows.decode(
-            (String, String, String, String?, Int, String?, String?, String?, Date).self) {
-            records.append(AlertRecord(messageID: id, kind: kind, outcome: outcome, reason: reason, deliveries: count,
-                                       imageDigest: digest, repository: repository, registryHost: host, receivedAt: created))
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT message_id, kind, outcome, reason, delivery_count, image_digest, repository, registry_host, created_at
+                FROM notification.alerts WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
+                ORDER BY created_at DESC, message_id LIMIT \(limit)
+                """, logger: logger)
+            var records: [AlertRecord] = []
+            for try await (id, kind, outcome, reason, count, digest, repository, host, created) in rows.decode(
+                (String, String, String, String?, Int, String?, String?, String?, Date).self) {
+                records.append(AlertRecord(messageID: id, kind: kind, outcome: outcome, reason: reason, deliveries: count,
+                                           imageDigest: digest, repository: repository, registryHost: host, receivedAt: created))
+            }
+            return records
         }
-        return records
     }
 
     func deliveries(tenantID: UUID, subscriptionID: UUID, status: String?, channelID: UUID?, id: UUID? = nil,
                     limit: Int) async throws -> [DeliveryRecord] {
-        let rows = try await database.query("""
-            SELECT d.id, d.channel_id, c.type, d.alert_id, d.target, d.status, d.attempts, d.last_status_code, d.last_error,
-                   d.created_at, d.last_attempt_at, CASE WHEN d.status = 'pending' THEN greatest(d.next_attempt_at, d.leased_until) END,
-                   d.give_up_at, d.delivered_at
-            FROM notification.deliveries d JOIN notification.channels c ON c.id = d.channel_id
-            WHERE d.tenant_id = \(tenantID) AND d.subscription_id = \(subscriptionID)
-              AND (\(status)::text IS NULL OR d.status = \(status))
-              AND (\(channelID)::uuid IS NULL OR d.channel_id = \(channelID))
-              AND (\(id)::uuid IS NULL OR d.id = \(id))
-            ORDER BY d.created_at DESC, d.id LIMIT \(limit)
-            """, logger: logger)
-        var records: [DeliveryRecord] = []
-        for try await (id, channel, type, alert, target, status, attempts, code, error, created, lastAttempt, next, giveUp,
-                       delivered) in rows.decode(
-            (UUID, UUID, String, String, String, String, Int, Int?, String?, Date, Date?, Date?, Date, Date?).self) {
-            records.append(DeliveryRecord(
-                id: id, channelID: channel, channelKind: Channel.Kind(rawValue: type) ?? .webhook, alertID: alert, target: target,
-                status: status, attempts: attempts, lastStatusCode: code, lastError: error, createdAt: created,
-                lastAttemptAt: lastAttempt, nextAttemptAt: next, giveUpAt: giveUp, deliveredAt: delivered))
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT d.id, d.channel_id, c.type, d.alert_id, d.target, d.status, d.attempts, d.last_status_code, d.last_error,
+                       d.created_at, d.last_attempt_at, CASE WHEN d.status = 'pending' THEN greatest(d.next_attempt_at, d.leased_until) END,
+                       d.give_up_at, d.delivered_at
+                FROM notification.deliveries d JOIN notification.channels c ON c.id = d.channel_id
+                WHERE d.tenant_id = \(tenantID) AND d.subscription_id = \(subscriptionID)
+                  AND (\(status)::text IS NULL OR d.status = \(status))
+                  AND (\(channelID)::uuid IS NULL OR d.channel_id = \(channelID))
+                  AND (\(id)::uuid IS NULL OR d.id = \(id))
+                ORDER BY d.created_at DESC, d.id LIMIT \(limit)
+                """, logger: logger)
+            var records: [DeliveryRecord] = []
+            for try await (id, channel, type, alert, target, status, attempts, code, error, created, lastAttempt, next, giveUp,
+                           delivered) in rows.decode(
+                (UUID, UUID, String, String, String, String, Int, Int?, String?, Date, Date?, Date?, Date, Date?).self) {
+                records.append(DeliveryRecord(
+                    id: id, channelID: channel, channelKind: Channel.Kind(rawValue: type) ?? .webhook, alertID: alert, target: target,
+                    status: status, attempts: attempts, lastStatusCode: code, lastError: error, createdAt: created,
+                    lastAttemptAt: lastAttempt, nextAttemptAt: next, giveUpAt: giveUp, deliveredAt: delivered))
+            }
+            return records
         }
-        return records
     }
 
     func attempts(tenantID: UUID, subscriptionID: UUID, deliveryID: UUID) async throws -> [AttemptRecord] {
-        let rows = try await database.query("""
-            SELECT a.attempt, a.started_at, a.duration_ms, a.outcome, a.status_code, a.error
-            FROM notification.delivery_attempts a JOIN notification.deliveries d ON d.id = a.delivery_id
-            WHERE d.tenant_id = \(tenantID) AND d.subscription_id = \(subscriptionID) AND a.delivery_id = \(deliveryID)
-            ORDER BY a.attempt
-            """, logger: logger)
-        var attempts: [AttemptRecord] = []
-        for try await (attempt, started, duration, outcome, code, error) in rows.decode((Int, Date, Int, String, Int?, String?).self) {
-            attempts.append(AttemptRecord(attempt: attempt, startedAt: started, durationMs: duration, outcome: outcome,
-                                          statusCode: code, error: error))
+        let logger = self.logger
+        return try await database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT a.attempt, a.started_at, a.duration_ms, a.outcome, a.status_code, a.error
+                FROM notification.delivery_attempts a JOIN notification.deliveries d ON d.id = a.delivery_id
+                WHERE d.tenant_id = \(tenantID) AND d.subscription_id = \(subscriptionID) AND a.delivery_id = \(deliveryID)
+                ORDER BY a.attempt
+                """, logger: logger)
+            var attempts: [AttemptRecord] = []
+            for try await (attempt, started, duration, outcome, code, error) in rows.decode((Int, Date, Int, String, Int?, String?).self) {
+                attempts.append(AttemptRecord(attempt: attempt, startedAt: started, durationMs: duration, outcome: outcome,
+                                              statusCode: code, error: error))
+            }
+            return attempts
         }
-        return attempts
     }
 
     /// Makes a delivered or dead delivery due now with a fresh retry window, keeping its ID and attempt count.
     /// - Returns: false when there is no such delivery.
     /// - Throws: `ProblemError` 409 when it is still pending or its channel was deleted.
     func redeliver(tenantID: UUID, subscriptionID: UUID, id: UUID, retryWindow: Duration) async throws -> Bool {
-        // Decided inside the transaction, thrown outside it: postgres-nio wraps what a transaction's closure throws.
-        let refusal = try await database.withTransaction(logger: logger) { connection -> String?? in
+        // Decided inside the transaction, thrown outside it, once the transaction has ended.
+        let logger = self.logger
+        let refusal = try await database.withTenant(tenantID, logger: logger) { connection -> String?? in
             let rows = try await connection.query("""
                 SELECT d.status, c.deleted_at IS NOT NULL FROM notification.deliveries d
                 JOIN notification.channels c ON c.id = d.channel_id

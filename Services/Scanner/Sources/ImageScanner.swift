@@ -17,10 +17,13 @@ enum ScanOutcome: Sendable {
 enum ScanFailure: Error, CustomStringConvertible {
     case transient(String)
     case permanent(String)
+    /// The registry could not be reached (connection failed, or it answered 5xx after the client's own
+    /// retries): retried like `transient`, and the registry is reported unreachable (`registryUnreachable`).
+    case unreachable(String)
 
     var description: String {
         switch self {
-        case .transient(let reason), .permanent(let reason): reason
+        case .transient(let reason), .permanent(let reason), .unreachable(let reason): reason
         }
     }
 }
@@ -124,10 +127,12 @@ struct ImageScanner: Sendable {
         switch error {
         case .digestMismatch(let expected, let actual):
             .permanent("content verification failed: the registry served bytes with digest \(actual) for \(expected)")
-        case .http(let status, _, _) where status >= 500 || status == 429:
+        case .http(let status, _, _) where status >= 500:
+            .unreachable("\(error)")
+        case .http(429, _, _):
             .transient("\(error)")
         case .transport:
-            .transient("\(error)")
+            .unreachable("\(error)")
         default:
             .permanent("\(error)")
         }

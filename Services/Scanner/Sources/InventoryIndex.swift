@@ -20,13 +20,16 @@ enum InventoryIndex {
         return keys.map { (namespace: $0.0, packageName: $0.1) }
     }
 
-    /// Writes the keys of one stored inventory and marks it indexed (inside the caller's transaction).
+    /// Writes the keys of one stored inventory and marks it indexed (inside the caller's transaction, which must
+    /// see the inventory: its tenant's or the system's). Each key row takes the inventory's `tenant_id`.
     static func store(scanID: UUID, inventory: ImageInventory, on connection: PostgresConnection, logger: Logger) async throws {
         let keys = keys(of: inventory)
         if !keys.isEmpty {
             try await connection.query("""
-                INSERT INTO scanner.inventory_packages (scan_id, namespace, package_name)
-                SELECT \(scanID), n, p FROM unnest(\(keys.map(\.namespace))::text[], \(keys.map(\.packageName))::text[]) AS k(n, p)
+                INSERT INTO scanner.inventory_packages (scan_id, tenant_id, namespace, package_name)
+                SELECT i.scan_id, i.tenant_id, n, p
+                FROM scanner.inventories i, unnest(\(keys.map(\.namespace))::text[], \(keys.map(\.packageName))::text[]) AS k(n, p)
+                WHERE i.scan_id = \(scanID)
                 ON CONFLICT DO NOTHING
                 """, logger: logger)
         }

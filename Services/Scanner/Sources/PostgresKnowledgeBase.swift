@@ -67,7 +67,14 @@ struct PostgresKnowledgeBase: VulnerabilityStore {
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("gantry.feed." + source)))", logger: logger)
             let existing = try await connection.query(
                 "SELECT fingerprint FROM scanner.kb_feeds WHERE source = \(source)", logger: logger)
-            for try await stored in existing.decode(String.self) where stored == fingerprint { return nil }
+            var unchanged = false
+            for try await stored in existing.decode(String.self) where stored == fingerprint { unchanged = true }
+            if unchanged {
+                // Fetched and readable, just not changed: the feed is current (feedsStale counts from here).
+                try await connection.query("UPDATE scanner.kb_feeds SET checked_at = now() WHERE source = \(source)",
+                                           logger: logger)
+                return nil
+            }
             // Old row identities, to list what this operation adds and removes.
             var old: [String: (String, String, String)] = [:]
             let oldRows = try await connection.query(

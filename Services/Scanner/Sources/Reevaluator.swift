@@ -23,6 +23,10 @@ import VulnerabilityDB
 /// (`kb_operation`); one stored by a scan that matched before an operation committed is caught by the
 /// "late" check, which re-matches recent inventories against processed operations they predate.
 /// Replicas take turns through a session advisory lock.
+///
+/// Row-level security: finding the inventories an operation concerns looks across tenants (`withSystemAccess`);
+/// re-evaluating one inventory runs in its tenant (`withTenant`). The knowledge base and
+/// `reevaluated_operations` hold no tenant rows.
 struct Reevaluator: Service {
     let runtime: ServiceRuntime
     let knowledgeBase: PostgresKnowledgeBase
@@ -76,15 +80,18 @@ struct Reevaluator: Service {
     /// Indexes up to 200 assessed inventories that have no `inventory_packages` rows yet; returns how many.
     func indexBacklog() async throws -> Int {
         let logger = runtime.logger
-        let rows = try await runtime.database.query("""
-            SELECT scan_id, inventory FROM scanner.inventories
-            WHERE NOT packages_indexed AND namespace IS NOT NULL ORDER BY scanned_at LIMIT 200
-            """, logger: logger)
-        var backlog: [(UUID, String)] = []
-        for try await row in rows.decode((UUID, String).self) { backlog.append(row) }
-        for (scanID, json) in backlog {
+        let backlog = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT scan_id, tenant_id, inventory FROM scanner.inventories
+                WHERE NOT packages_indexed AND namespace IS NOT NULL ORDER BY scanned_at LIMIT 200
+                """, logger: logger)
+            var backlog: [(UUID, UUID, String)] = []
+            for try await row in rows.decode((UUID, UUID, String).self) { backlog.append(row) }
+            return backlog
+        }
+        for (scanID, tenantID, json) in backlog {
             let inventory = try JSONDecoder().decode(ImageInventory.self, from: Data(json.utf8))
-            try await runtime.database.withTransaction(logger: logger) { connection in
+            try await runtime.database.withTenant(tenantID, logger: logger) { connection in
                 try await InventoryIndex.store(scanID: scanID, inventory: inventory, on: connection, logger: logger)
             }
         }
@@ -111,25 +118,29 @@ struct Reevaluator: Service {
         let keys = Array(pairs)
         var candidates: [UUID] = []
         if !keys.isEmpty {
-            let rows = try await runtime.database.query("""
-                WITH changed AS (
-                  SELECT * FROM unnest(\(keys.map { $0[0] })::text[], \(keys.map { $0[1] })::text[]) AS c(namespace, package_name)),
-                hit AS (
-                  SELECT DISTINCT p.scan_id FROM scanner.inventory_packages p
-                  JOIN changed c ON c.namespace = p.namespace AND c.package_name = p.package_name),
-                images AS (
-                  SELECT DISTINCT i.registry_id, i.repository, i.digest FROM scanner.inventories i JOIN hit h ON h.scan_id = i.scan_id),
-                latest AS (
-                  SELECT DISTINCT ON (i.registry_id, i.repository, i.digest) i.scan_id, i.namespace, i.registry_id, i.repository, i.digest
-                  FROM scanner.inventories i
-                  JOIN images m ON m.registry_id = i.registry_id AND m.repository = i.repository AND m.digest = i.digest
-                  ORDER BY i.registry_id, i.repository, i.digest, i.scanned_at DESC)
-                SELECT l.scan_id FROM latest l JOIN hit h ON h.scan_id = l.scan_id
-                WHERE l.namespace IS NOT NULL AND NOT EXISTS (
-                  SELECT 1 FROM scanner.deleted_images d
-                  WHERE d.registry_id = l.registry_id AND d.repository = l.repository AND d.digest = l.digest)
-                """, logger: logger)
-            for try await id in rows.decode(UUID.self) { candidates.append(id) }
+            candidates = try await runtime.database.withSystemAccess(logger: logger) { connection in
+                let rows = try await connection.query("""
+                    WITH changed AS (
+                      SELECT * FROM unnest(\(keys.map { $0[0] })::text[], \(keys.map { $0[1] })::text[]) AS c(namespace, package_name)),
+                    hit AS (
+                      SELECT DISTINCT p.scan_id FROM scanner.inventory_packages p
+                      JOIN changed c ON c.namespace = p.namespace AND c.package_name = p.package_name),
+                    images AS (
+                      SELECT DISTINCT i.registry_id, i.repository, i.digest FROM scanner.inventories i JOIN hit h ON h.scan_id = i.scan_id),
+                    latest AS (
+                      SELECT DISTINCT ON (i.registry_id, i.repository, i.digest) i.scan_id, i.namespace, i.registry_id, i.repository, i.digest
+                      FROM scanner.inventories i
+                      JOIN images m ON m.registry_id = i.registry_id AND m.repository = i.repository AND m.digest = i.digest
+                      ORDER BY i.registry_id, i.repository, i.digest, i.scanned_at DESC)
+                    SELECT l.scan_id FROM latest l JOIN hit h ON h.scan_id = l.scan_id
+                    WHERE l.namespace IS NOT NULL AND NOT EXISTS (
+                      SELECT 1 FROM scanner.deleted_images d
+                      WHERE d.registry_id = l.registry_id AND d.repository = l.repository AND d.digest = l.digest)
+                    """, logger: logger)
+                var candidates: [UUID] = []
+                for try await id in rows.decode(UUID.self) { candidates.append(id) }
+                return candidates
+            }
         }
         var registries: [UUID: RegistryAccess?] = [:]
         var changed = 0
@@ -148,21 +159,25 @@ struct Reevaluator: Service {
     /// Re-matches inventories stored in the last hour whose findings predate a processed operation that
     /// changed one of their packages (their scan matched before it committed); returns how many.
     func checkLateInventories() async throws -> Int {
-        let rows = try await runtime.database.query("""
-            WITH top AS (SELECT COALESCE(max(operation), 0) AS op FROM scanner.reevaluated_operations)
-            SELECT i.scan_id, top.op FROM scanner.inventories i, top
-            WHERE i.scanned_at > now() - interval '1 hour' AND i.namespace IS NOT NULL AND i.packages_indexed
-              AND i.kb_operation < top.op
-              AND NOT EXISTS (SELECT 1 FROM scanner.deleted_images d WHERE d.registry_id = i.registry_id
-                              AND d.repository = i.repository AND d.digest = i.digest)
-              AND EXISTS (
-                SELECT 1 FROM scanner.inventory_packages p
-                JOIN scanner.kb_changes c ON c.namespace = p.namespace AND c.package_name = p.package_name
-                WHERE p.scan_id = i.scan_id AND c.operation > i.kb_operation AND c.operation <= top.op)
-            LIMIT 100
-            """, logger: runtime.logger)
-        var late: [(UUID, Int64)] = []
-        for try await row in rows.decode((UUID, Int64).self) { late.append(row) }
+        let logger = runtime.logger
+        let late = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                WITH top AS (SELECT COALESCE(max(operation), 0) AS op FROM scanner.reevaluated_operations)
+                SELECT i.scan_id, top.op FROM scanner.inventories i, top
+                WHERE i.scanned_at > now() - interval '1 hour' AND i.namespace IS NOT NULL AND i.packages_indexed
+                  AND i.kb_operation < top.op
+                  AND NOT EXISTS (SELECT 1 FROM scanner.deleted_images d WHERE d.registry_id = i.registry_id
+                                  AND d.repository = i.repository AND d.digest = i.digest)
+                  AND EXISTS (
+                    SELECT 1 FROM scanner.inventory_packages p
+                    JOIN scanner.kb_changes c ON c.namespace = p.namespace AND c.package_name = p.package_name
+                    WHERE p.scan_id = i.scan_id AND c.operation > i.kb_operation AND c.operation <= top.op)
+                LIMIT 100
+                """, logger: logger)
+            var late: [(UUID, Int64)] = []
+            for try await row in rows.decode((UUID, Int64).self) { late.append(row) }
+            return late
+        }
         var registries: [UUID: RegistryAccess?] = [:]
         for (scanID, operation) in late {
             _ = try await reevaluate(scanID, operation: operation, registries: &registries)
@@ -176,14 +191,18 @@ struct Reevaluator: Service {
     /// entry and queues the report. Returns whether they changed.
     func reevaluate(_ scanID: UUID, operation: Int64, registries: inout [UUID: RegistryAccess?]) async throws -> Bool {
         let logger = runtime.logger
-        let rows = try await runtime.database.query("""
-            SELECT i.tenant_id, j.subscription_id, i.registry_id, i.repository, i.digest, i.inventory, i.findings,
-                   i.registry_host
-            FROM scanner.inventories i JOIN scanner.scan_jobs j ON j.id = i.scan_id
-            WHERE i.scan_id = \(scanID)
-            """, logger: logger)
-        var loaded: (UUID, UUID, UUID, String, String, String, String, String?)?
-        for try await row in rows.decode((UUID, UUID, UUID, String, String, String, String, String?).self) { loaded = row }
+        // The scan ID alone does not say whose inventory it is: read it with system access, then act as its tenant.
+        let loaded = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT i.tenant_id, j.subscription_id, i.registry_id, i.repository, i.digest, i.inventory, i.findings,
+                       i.registry_host
+                FROM scanner.inventories i JOIN scanner.scan_jobs j ON j.id = i.scan_id
+                WHERE i.scan_id = \(scanID)
+                """, logger: logger)
+            var loaded: (UUID, UUID, UUID, String, String, String, String, String?)?
+            for try await row in rows.decode((UUID, UUID, UUID, String, String, String, String, String?).self) { loaded = row }
+            return loaded
+        }
         guard let (tenantID, subscriptionID, registryID, repository, digest, inventoryJSON, findingsJSON, storedHost) = loaded
         else { return false }
         let decoder = JSONDecoder()
@@ -204,15 +223,17 @@ struct Reevaluator: Service {
         // without a plan: nothing goes downstream; the inventory is marked as checked.
         guard !result.namespaces.isEmpty, try encoder.encode(stored) != encoder.encode(result.findings),
               let access, access.planEnabled else {
-            try await runtime.database.query("""
-                UPDATE scanner.inventories SET kb_operation = greatest(kb_operation, \(operation)), evaluated_at = now()
-                WHERE scan_id = \(scanID)
-                """, logger: logger)
+            try await runtime.database.withTenant(tenantID, logger: logger) { connection in
+                _ = try await connection.query("""
+                    UPDATE scanner.inventories SET kb_operation = greatest(kb_operation, \(operation)), evaluated_at = now()
+                    WHERE scan_id = \(scanID)
+                    """, logger: logger)
+            }
             return false
         }
         let registryHost = storedHost ?? access.loginServer
         let outbox = runtime.outbox
-        return try await runtime.database.withTransaction(logger: logger) { connection -> Bool in
+        return try await runtime.database.withTenant(tenantID, logger: logger) { connection -> Bool in
             // Still the image's latest inventory, and the image not deleted meanwhile?
             let current = try await connection.query("""
                 SELECT i.scan_id FROM scanner.inventories i

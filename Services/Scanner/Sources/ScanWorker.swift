@@ -1,4 +1,5 @@
 import BillingAPI
+import DiscoveryAPI
 import FindingsPolicyAPI
 import Foundation
 import GantryModel
@@ -22,6 +23,9 @@ import ServiceLifecycle
 /// - deadline: a job not finished by its deadline is dead-lettered, whatever attempt it is on; a scan
 ///   running past it is cancelled;
 /// - a job whose image was deleted meanwhile is `cancelled` and reports nothing.
+///
+/// Row-level security: choosing the next job and dead-lettering expired ones look across tenants
+/// (`withSystemAccess`); everything done for one job (lease, outcome, failure) runs in its tenant (`withTenant`).
 struct ScanWorker: Service {
     let runtime: ServiceRuntime
     let scanner: ImageScanner
@@ -43,18 +47,21 @@ struct ScanWorker: Service {
     /// expired lease); returns how many.
     @discardableResult
     func expireDeadlines() async throws -> Int {
-        let rows = try await runtime.database.query("""
-            UPDATE scanner.scan_jobs
-            SET status = 'dead', finished_at = now(), lease_until = NULL,
-                error = 'deadline exceeded: not finished by ' || to_char(deadline_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                        || ' after ' || attempts || ' attempt(s)' || COALESCE('; last error: ' || error, '')
-            WHERE status IN ('queued', 'running') AND deadline_at <= now()
-              AND (status = 'queued' OR lease_until < now())
-            RETURNING id
-            """, logger: runtime.logger)
-        var count = 0
-        for try await _ in rows { count += 1 }
-        return count
+        let logger = runtime.logger
+        return try await runtime.database.withSystemAccess(logger: logger) { connection in
+            let rows = try await connection.query("""
+                UPDATE scanner.scan_jobs
+                SET status = 'dead', finished_at = now(), lease_until = NULL,
+                    error = 'deadline exceeded: not finished by ' || to_char(deadline_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                            || ' after ' || attempts || ' attempt(s)' || COALESCE('; last error: ' || error, '')
+                WHERE status IN ('queued', 'running') AND deadline_at <= now()
+                  AND (status = 'queued' OR lease_until < now())
+                RETURNING id
+                """, logger: logger)
+            var count = 0
+            for try await _ in rows { count += 1 }
+            return count
+        }
     }
 
     /// Claims the next due job (queued and due, or running with an expired lease: its worker died) of a
@@ -64,7 +71,7 @@ struct ScanWorker: Service {
         let concurrency = settings.registryConcurrency
         let rate = settings.registryRatePerMinute
         let logger = runtime.logger
-        return try await runtime.database.withTransaction(logger: logger) { connection -> ScanJob? in
+        return try await runtime.database.withSystemAccess(logger: logger) { connection -> ScanJob? in
             // Registries at a limit are skipped here (a hint, without locks) …
             let candidates = try await connection.query("""
                 WITH running AS (
@@ -126,23 +133,25 @@ struct ScanWorker: Service {
             }
         }
         defer { heartbeat.cancel() }
+        // Known once discovery answered: the image's registry host, for the failure alerts.
+        let host = HostBox()
         do {
             // What the findings will reflect: read before matching, so an update committed during the scan
             // is re-evaluated afterwards (Reevaluator).
             let operation = try await InventoryIndex.latestOperation(runtime.database, logger: logger)
-            let outcome = try await Self.withDeadline(job.deadline) { try await scan(job) }
+            let outcome = try await Self.withDeadline(job.deadline) { try await scan(job, host: host) }
             let committed = try await complete(job, outcome: outcome, operation: operation)
             logger.info("scan finished", metadata: [
                 "job": "\(job.id)", "digest": "\(job.digest)", "committed": "\(committed)",
                 "duration_ms": "\((ContinuousClock.now - started).milliseconds)"])
         } catch let failure as ScanFailure {
-            await fail(job, failure: failure)
+            await fail(job, failure: failure, registryHost: host.value)
         } catch is DeadlineExceeded {
             await fail(job, failure: .permanent("deadline exceeded: the scan was still running at the job's deadline (GANTRY_SCAN_DEADLINE_SECONDS)"),
-                       dead: true)
+                       dead: true, registryHost: host.value)
         } catch {
             if Task.isCancelled { return }  // Shutting down: the lease expires and the job is taken again.
-            await fail(job, failure: .transient("\(error)"))
+            await fail(job, failure: .transient("\(error)"), registryHost: host.value)
         }
     }
 
@@ -164,7 +173,7 @@ struct ScanWorker: Service {
     }
 
     /// Scans the job's image; returns the outcome and the registry's login server.
-    private func scan(_ job: ScanJob) async throws -> (ScanOutcome, String) {
+    private func scan(_ job: ScanJob, host: HostBox) async throws -> (ScanOutcome, String) {
         let digest: Digest
         do { digest = try Digest(parsing: job.digest) } catch { throw ScanFailure.permanent("\(error)") }
         let access: RegistryAccess?
@@ -172,6 +181,7 @@ struct ScanWorker: Service {
             throw ScanFailure.transient("discovery is unreachable: \(error)")
         }
         guard let access else { throw ScanFailure.permanent("registry \(job.registryID) is no longer registered") }
+        host.value = access.loginServer
         guard access.planEnabled else {
             throw ScanFailure.permanent("the subscription's plan is disabled; the image is not scanned")
         }
@@ -181,10 +191,13 @@ struct ScanWorker: Service {
 
     private func renewLease(_ job: ScanJob) async throws {
         let seconds = Double(settings.lease.components.seconds)
-        try await runtime.database.query("""
-            UPDATE scanner.scan_jobs SET lease_until = now() + make_interval(secs => \(seconds))
-            WHERE id = \(job.id) AND status = 'running' AND attempts = \(job.attempt)
-            """, logger: runtime.logger)
+        let logger = runtime.logger
+        try await runtime.database.withTenant(job.tenantID, logger: logger) { connection in
+            _ = try await connection.query("""
+                UPDATE scanner.scan_jobs SET lease_until = now() + make_interval(secs => \(seconds))
+                WHERE id = \(job.id) AND status = 'running' AND attempts = \(job.attempt)
+                """, logger: logger)
+        }
     }
 
     /// Commits the outcome; returns false when the job was taken over (lease lost) and nothing was written.
@@ -195,7 +208,7 @@ struct ScanWorker: Service {
         let outbox = runtime.outbox
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return try await runtime.database.withTransaction(logger: logger) { connection in
+        return try await runtime.database.withTenant(job.tenantID, logger: logger) { connection in
             let deleted = try await connection.query("""
                 SELECT 1 FROM scanner.deleted_images
                 WHERE registry_id = \(job.registryID) AND repository = \(job.repository) AND digest = \(job.digest)
@@ -223,6 +236,7 @@ struct ScanWorker: Service {
             var stillOwned = false
             for try await _ in owned { stillOwned = true }
             guard stillOwned else { return false }
+            try await AlertSignals.recordSuccess(job, on: connection, logger: logger)
             let now = Date()
             var report = FindingsPolicyAPI.Components.Schemas.ScanReport(
                 messageId: "report:\(job.id.uuidString.lowercased())", scanId: job.id.uuidString.lowercased(),
@@ -255,6 +269,15 @@ struct ScanWorker: Service {
                 report.outcome = .notApplicable
                 report.notApplicableReason = reason.rawValue
                 report.notes = notes
+                // Discovery lists every digest's supportability; some cases (scratch) are known only now.
+                if let classification = Self.classification(reason) {
+                    let message = DiscoveryAPI.Components.Schemas.ClassificationReport(
+                        repository: job.repository, digest: job.digest, classification: classification,
+                        reason: String((notes.first ?? reason.rawValue).prefix(2000)))
+                    try await outbox.enqueue(message, messageID: "classification:\(job.id.uuidString.lowercased())", to: .discovery,
+                                             path: "/internal/v1/registries/\(job.registryID.uuidString.lowercased())/classifications",
+                                             on: connection, logger: logger)
+                }
                 report.operatingSystem = inventory?.operatingSystem.map { .init(id: $0.id, versionId: $0.versionID, prettyName: $0.prettyName) }
                 if let inventory {
                     try await connection.query("""
@@ -274,8 +297,11 @@ struct ScanWorker: Service {
 
     /// Records a failure: transient ones are retried with backoff until `maxAttempts` (and while the retry
     /// would start before the deadline), then dead-lettered with the reason; permanent ones fail at once.
-    /// - Parameter dead: dead-letter whatever the failure (the deadline passed).
-    func fail(_ job: ScanJob, failure: ScanFailure, dead: Bool = false) async {
+    /// Each failure also feeds the `scansFailing` / `registryUnreachable` alerts (`AlertSignals`).
+    /// - Parameters:
+    ///   - dead: dead-letter whatever the failure (the deadline passed).
+    ///   - registryHost: the image's registry login server, when discovery told it.
+    func fail(_ job: ScanJob, failure: ScanFailure, dead: Bool = false, registryHost: String? = nil) async {
         let delay = settings.retryDelay(afterAttempt: job.attempt)
         let beforeDeadline = Date().addingTimeInterval(delay) < job.deadline
         let retry = !dead && failure.isTransient && job.attempt < job.maxAttempts && beforeDeadline
@@ -289,13 +315,23 @@ struct ScanWorker: Service {
         runtime.logger.warning("scan failed", metadata: [
             "job": "\(job.id)", "digest": "\(job.digest)", "status": "\(status)", "attempt": "\(job.attempt)",
             "reason": "\(reason)"])
+        let logger = runtime.logger, outbox = runtime.outbox
         do {
-            try await runtime.database.query("""
-                UPDATE scanner.scan_jobs SET status = \(status), error = \(reason), lease_until = NULL,
-                  next_attempt_at = now() + make_interval(secs => \(delay)),
-                  finished_at = CASE WHEN \(retry) THEN NULL ELSE now() END
-                WHERE id = \(job.id) AND status = 'running' AND attempts = \(job.attempt)
-                """, logger: runtime.logger)
+            try await runtime.database.withTenant(job.tenantID, logger: logger) { connection in
+                let updated = try await connection.query("""
+                    UPDATE scanner.scan_jobs SET status = \(status), error = \(reason), lease_until = NULL,
+                      next_attempt_at = now() + make_interval(secs => \(delay)),
+                      finished_at = CASE WHEN \(retry) THEN NULL ELSE now() END
+                    WHERE id = \(job.id) AND status = 'running' AND attempts = \(job.attempt) RETURNING id
+                    """, logger: logger)
+                var owned = false
+                for try await _ in updated { owned = true }
+                // Only the worker that still owned the attempt counts it, so a taken-over job counts once.
+                if owned {
+                    try await AlertSignals.recordFailure(job, failure: failure, registryHost: registryHost, outbox: outbox,
+                                                         on: connection, logger: logger)
+                }
+            }
         } catch {
             // The lease expires and another pass retries the job.
             runtime.logger.error("could not record scan failure", metadata: ["job": "\(job.id)", "error": "\(error)"])
@@ -321,12 +357,38 @@ struct DeadlineExceeded: Error {}
 
 extension ScanFailure {
     var isTransient: Bool {
-        if case .transient = self { return true }
-        return false
+        switch self {
+        case .transient, .unreachable: true
+        case .permanent: false
+        }
     }
 }
 
 extension Duration {
     /// Whole milliseconds.
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+extension ScanWorker {
+    /// Discovery's supportability class for a not-applicable outcome; nil for an unsupported OS, which
+    /// discovery does not classify.
+    static func classification(_ reason: NotApplicableReason) -> DiscoveryAPI.Components.Schemas.Classification? {
+        switch reason {
+        case .windowsImage: .windows
+        case .noPackageDatabase: .noPackageDatabase
+        case .unsupportedManifest: .unsupportedManifest
+        case .notAnImage: .notAnImage
+        case .unsupportedOperatingSystem: nil
+        }
+    }
+}
+
+/// The registry host a scan learned from discovery, read by the failure path after the scan task ended.
+final class HostBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: String?
+    var value: String? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
 }

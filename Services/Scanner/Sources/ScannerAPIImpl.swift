@@ -36,7 +36,8 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
         let inbox = runtime.inbox
         let deadline = Double(deadlineSeconds)
         let maxAttempts = self.maxAttempts
-        let (jobID, deduplicated) = try await runtime.database.withTransaction(logger: logger) { connection -> (UUID?, Bool) in
+        // The message's tenant scopes the transaction (row-level security): a job is only ever written for it.
+        let (jobID, deduplicated) = try await runtime.database.withTenant(tenantID, logger: logger) { connection -> (UUID?, Bool) in
             let fresh = try await inbox.claim(messageID, on: connection, logger: logger)
             if fresh {
                 // A push, import or manual scan means the image is there (again); a rescan requested before
@@ -100,7 +101,7 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
         let logger = runtime.logger
         let inbox = runtime.inbox
         let outbox = runtime.outbox
-        let (cancelled, duplicate) = try await runtime.database.withTransaction(logger: logger) { connection -> (Int, Bool) in
+        let (cancelled, duplicate) = try await runtime.database.withTenant(tenantID, logger: logger) { connection -> (Int, Bool) in
             guard try await inbox.claim(messageID, on: connection, logger: logger) else { return (0, true) }
             try await connection.query("""
                 INSERT INTO scanner.deleted_images (registry_id, repository, digest, tenant_id, deleted_at)
@@ -252,26 +253,30 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
         let digest = try input.query.digest.map { try Validate.digest($0, field: "digest").description }
         let limit = input.query.limit ?? 100
         guard (1...500).contains(limit) else { throw ProblemError.badRequest("limit must be between 1 and 500") }
-        let rows = try await runtime.database.query("""
-            SELECT id, tenant_id, registry_id, repository, digest, tag, trigger, status, outcome, attempts, max_attempts,
-                   error, queued_at, started_at, finished_at,
-                   CASE WHEN status = 'queued' THEN next_attempt_at END, deadline_at, findings, kb_operation
-            FROM scanner.scan_jobs WHERE tenant_id = \(tenantID) AND (\(digest)::text IS NULL OR digest = \(digest))
-            ORDER BY queued_at DESC, id LIMIT \(limit)
-            """, logger: runtime.logger)
-        var items: [Components.Schemas.ScanJob] = []
-        for try await row in rows.decode((UUID, UUID, UUID, String, String, String?, String, String, String?, Int, Int,
-                                          String?, Date, Date?, Date?, Date?, Date, Int?, Int64?).self) {
-            let (id, tenant, registry, repository, digest, tag, trigger, status, outcome, attempts, maxAttempts,
-                 error, queued, started, finished, nextAttempt, deadline, findings, operation) = row
-            let duration = zip(started, finished).map { Int64(($0.1.timeIntervalSince($0.0) * 1000).rounded()) }
-            items.append(.init(
-                jobId: id.uuidString.lowercased(), tenantId: tenant.uuidString.lowercased(),
-                registryId: registry.uuidString.lowercased(), repository: repository, digest: digest, tag: tag,
-                trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
-                outcome: outcome.flatMap { .init(rawValue: $0) }, attempts: attempts, maxAttempts: maxAttempts,
-                error: error, queuedAt: queued, startedAt: started, finishedAt: finished, nextAttemptAt: nextAttempt,
-                deadlineAt: deadline, durationMs: duration, findings: findings, knowledgeBaseOperation: operation))
+        let logger = runtime.logger
+        let items = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, tenant_id, registry_id, repository, digest, tag, trigger, status, outcome, attempts, max_attempts,
+                       error, queued_at, started_at, finished_at,
+                       CASE WHEN status = 'queued' THEN next_attempt_at END, deadline_at, findings, kb_operation
+                FROM scanner.scan_jobs WHERE tenant_id = \(tenantID) AND (\(digest)::text IS NULL OR digest = \(digest))
+                ORDER BY queued_at DESC, id LIMIT \(limit)
+                """, logger: logger)
+            var items: [Components.Schemas.ScanJob] = []
+            for try await row in rows.decode((UUID, UUID, UUID, String, String, String?, String, String, String?, Int, Int,
+                                              String?, Date, Date?, Date?, Date?, Date, Int?, Int64?).self) {
+                let (id, tenant, registry, repository, digest, tag, trigger, status, outcome, attempts, maxAttempts,
+                     error, queued, started, finished, nextAttempt, deadline, findings, operation) = row
+                let duration = zip(started, finished).map { Int64(($0.1.timeIntervalSince($0.0) * 1000).rounded()) }
+                items.append(.init(
+                    jobId: id.uuidString.lowercased(), tenantId: tenant.uuidString.lowercased(),
+                    registryId: registry.uuidString.lowercased(), repository: repository, digest: digest, tag: tag,
+                    trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
+                    outcome: outcome.flatMap { .init(rawValue: $0) }, attempts: attempts, maxAttempts: maxAttempts,
+                    error: error, queuedAt: queued, startedAt: started, finishedAt: finished, nextAttemptAt: nextAttempt,
+                    deadlineAt: deadline, durationMs: duration, findings: findings, knowledgeBaseOperation: operation))
+            }
+            return items
         }
         return .ok(.init(body: .json(.init(items: items))))
     }
@@ -325,16 +330,21 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
     /// - Throws: `ProblemError` 404 when none is stored.
     private func latestInventory(tenantID: UUID, digest: Digest) async throws
         -> (repository: String, digest: Digest, inventory: ImageInventory, findings: [VulnerabilityFinding], scannedAt: Date) {
-        let rows = try await runtime.database.query("""
-            SELECT repository, inventory, findings, scanned_at FROM scanner.inventories
-            WHERE tenant_id = \(tenantID) AND digest = \(digest.description) ORDER BY scanned_at DESC LIMIT 1
-            """, logger: runtime.logger)
-        for try await (repository, inventoryJSON, findingsJSON, scannedAt) in rows.decode((String, String, String, Date).self) {
-            let decoder = JSONDecoder()
-            return (repository, digest, try decoder.decode(ImageInventory.self, from: Data(inventoryJSON.utf8)),
-                    try decoder.decode([VulnerabilityFinding].self, from: Data(findingsJSON.utf8)), scannedAt)
+        let logger = runtime.logger
+        let stored = try await runtime.database.withTenant(tenantID, logger: logger) { connection -> (String, String, String, Date)? in
+            let rows = try await connection.query("""
+                SELECT repository, inventory, findings, scanned_at FROM scanner.inventories
+                WHERE tenant_id = \(tenantID) AND digest = \(digest.description) ORDER BY scanned_at DESC LIMIT 1
+                """, logger: logger)
+            for try await row in rows.decode((String, String, String, Date).self) { return row }
+            return nil
         }
-        throw ProblemError.notFound("no inventory is stored for image \(digest)")
+        guard let (repository, inventoryJSON, findingsJSON, scannedAt) = stored else {
+            throw ProblemError.notFound("no inventory is stored for image \(digest)")
+        }
+        let decoder = JSONDecoder()
+        return (repository, digest, try decoder.decode(ImageInventory.self, from: Data(inventoryJSON.utf8)),
+                try decoder.decode([VulnerabilityFinding].self, from: Data(findingsJSON.utf8)), scannedAt)
     }
 }
 

@@ -30,7 +30,10 @@ public func buildScannerApplication(configuration: GantryConfiguration,
     // The registry client follows redirects itself, so credentials never travel to a blob store's host.
     let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
                                   configuration: .init(redirectConfiguration: .disallow))
-    let scanner = ImageScanner(registry: RegistryClient(httpClient: registryHTTP, logger: runtime.logger),
+    // SSRF guard before every registry request and redirect hop (loopback only in development).
+    let addressGuard = AddressGuard(allowLoopback: configuration.profile == .development,
+                                    allowPrivate: configuration.environment["GANTRY_ALLOW_PRIVATE_REGISTRIES"] == "true")
+    let scanner = ImageScanner(registry: RegistryClient(httpClient: registryHTTP, logger: runtime.logger, addressGuard: addressGuard),
                                knowledgeBase: knowledgeBase,
                                layerCache: PostgresLayerCache(database: runtime.database, logger: runtime.logger),
                                layerReader: LayerReader(), logger: runtime.logger)
@@ -52,9 +55,15 @@ public func buildScannerApplication(configuration: GantryConfiguration,
     let updater = FeedUpdater(sources: try FeedSources.configured(configuration), interval: .seconds(updateSeconds),
                               knowledgeBase: knowledgeBase, httpClient: feedHTTP, readiness: runtime.readiness,
                               logger: runtime.logger)
-    return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument,
+    let staleness = FeedStalenessMonitor(
+        runtime: runtime,
+        staleAfter: .seconds(try GantryConfiguration.integer("GANTRY_FEEDS_STALE_AFTER_SECONDS", configuration.environment,
+                                                             default: 172_800, range: 0...31_536_000)),
+        checkInterval: .seconds(try GantryConfiguration.integer("GANTRY_FEEDS_STALE_CHECK_SECONDS", configuration.environment,
+                                                                default: 3600, range: 1...86_400)))
+    return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument, accessPolicy: .scanner,
                                        services: [HTTPClientService(client: registryHTTP), HTTPClientService(client: feedHTTP)]
-                                           + scanWorkers + [reevaluator, updater],
+                                           + scanWorkers + [reevaluator, updater, staleness],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }

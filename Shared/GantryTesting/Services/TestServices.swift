@@ -34,9 +34,15 @@ package struct TestEnvironment: Sendable {
             "GANTRY_SERVICE_KEY": serviceKey,
             "GANTRY_SECRET_KEY": secretKey,
             "GANTRY_LOG_LEVEL": ProcessInfo.processInfo.environment["GANTRY_TEST_LOG_LEVEL"] ?? "warning",
+            "GANTRY_DEV_TOKEN_KEY_FILE": TestUserTokens.keyFile,
+            "GANTRY_OIDC_ISSUER": TestUserTokens.issuer,
+            "GANTRY_OIDC_JWKS": TestUserTokens.jwksDocument,
         ]
         for (service, port) in ports { environment[service.urlVariable] = "http://127.0.0.1:\(port)" }
-        return environment.merging(extra) { $1 }
+        environment.merge(extra) { $1 }
+        // Services refuse the development key in production; the pinned OIDC key serves there.
+        if environment["GANTRY_PROFILE"] == "production" { environment["GANTRY_DEV_TOKEN_KEY_FILE"] = nil }
+        return environment
     }
 
     /// The configuration of one service.
@@ -134,11 +140,18 @@ package struct TestHTTP: Sendable {
         package var text: String { String(decoding: body, as: UTF8.self) }
     }
 
+    /// - Parameter authorize: when the caller sets no `Authorization` on a route that needs a user token,
+    ///   attach `TestUserTokens.defaultToken(for:)`; false sends the request without one.
     package static func send(_ method: HTTPMethod, _ url: String, body: Data? = nil,
-                             headers: [String: String] = ["Content-Type": "application/json"]) async throws -> Reply {
+                             headers: [String: String] = ["Content-Type": "application/json"],
+                             authorize: Bool = true) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if authorize, !headers.keys.contains(where: { $0.lowercased() == "authorization" }),
+           let path = URLComponents(string: url)?.percentEncodedPath, !AccessPolicy.isExempt(path: path) {
+            request.headers.add(name: "Authorization", value: "Bearer \(try await TestUserTokens.defaultToken(for: path))")
+        }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 64 << 20)
@@ -147,7 +160,9 @@ package struct TestHTTP: Sendable {
     }
 
     package static func json(_ method: HTTPMethod, _ url: String, _ object: Any,
-                             headers: [String: String] = ["Content-Type": "application/json"]) async throws -> Reply {
-        try await send(method, url, body: try JSONSerialization.data(withJSONObject: object), headers: headers)
+                             headers: [String: String] = ["Content-Type": "application/json"],
+                             authorize: Bool = true) async throws -> Reply {
+        try await send(method, url, body: try JSONSerialization.data(withJSONObject: object), headers: headers,
+                       authorize: authorize)
     }
 }

@@ -161,18 +161,25 @@ struct Harness: Sendable {
         return try reply.object()["deliveries"] as? Int ?? -1
     }
 
+    /// Runs SQL on the service's database with system access (every tenant's rows).
     func execute(_ sql: String) async throws {
         try await env.database.withClient { client in
-            try await client.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "notification-test"))
+            try await client.withSystemAccess(logger: Logger(label: "notification-test")) { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "notification-test"))
+                return
+            }
         }
     }
 
+    /// One integer from a SQL query on the service's database, seeing every tenant's rows (system access).
     func count(_ sql: String) async throws -> Int {
         try await env.database.withClient { client in
-            var value = 0
-            for try await count in try await client.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "notification-test"))
-                .decode(Int.self) { value = count }
-            return value
+            try await client.withSystemAccess(logger: Logger(label: "notification-test")) { connection in
+                var value = 0
+                for try await count in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "notification-test"))
+                    .decode(Int.self) { value = count }
+                return value
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import DiscoveryAPI
 import Foundation
 import GantryRuntime
+import RegistryClient
 
 /// The registry facts ingestion needs from discovery.
 struct RegisteredRegistry: Sendable {
@@ -9,6 +10,10 @@ struct RegisteredRegistry: Sendable {
     var subscriptionID: UUID
     var loginServer: String
     var planEnabled: Bool
+    /// `http(s)://loginServer`, where imports push to; nil when not needed (tests building a registration).
+    var baseURL: URL? = nil
+    /// Discovery's credentials for the registry (opened from its sealed store), for imports; nil when none.
+    var credentials: RegistryCredentials? = nil
 }
 
 /// Discovery as seen from ingestion.
@@ -55,6 +60,8 @@ struct HTTPDiscoveryPeer: DiscoveryPeer {
             registryID: try Validate.uuid(access.registryId, field: "registryId"),
             tenantID: try Validate.uuid(access.tenantId, field: "tenantId"),
             subscriptionID: try Validate.uuid(access.subscriptionId, field: "subscriptionId"),
-            loginServer: access.loginServer, planEnabled: access.planEnabled)
+            // A not-applicable registry (private without trusted access) requests no scans, like a disabled plan.
+            loginServer: access.loginServer, planEnabled: access.planEnabled && access.applicable != false, baseURL: URL(string: access.baseURL),
+            credentials: access.credentials.map { RegistryCredentials(username: $0.username, password: $0.password) })
     }
 }

@@ -38,7 +38,8 @@ struct HTTPDiscoveryPeer: DiscoveryPeer {
                 endpoint: RegistryEndpoint(baseURL: baseURL, credentials: access.credentials.map {
                     RegistryCredentials(username: $0.username, password: $0.password)
                 }),
-                planEnabled: access.planEnabled)
+                // A not-applicable registry (private without trusted access) is never scanned, like a disabled plan.
+                planEnabled: access.planEnabled && access.applicable != false)
         case .notFound:
             return nil
         case .undocumented(let status, _):

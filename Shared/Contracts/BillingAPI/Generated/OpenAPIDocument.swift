@@ -102,7 +102,7 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/Trial' }
         '400': { $ref: '#/components/responses/Problem' }
-        '409': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/usage:
     parameters:
       - $ref: '#/components/parameters/TenantID'

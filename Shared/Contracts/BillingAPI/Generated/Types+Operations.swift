@@ -779,22 +779,22 @@ package enum Operations {
             }
             /// An RFC 9457 problem.
             ///
-            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)/responses/409`.
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/trial/put(setTrial)/responses/404`.
             ///
-            /// HTTP response code: `409 conflict`.
-            case conflict(Components.Responses.Problem)
-            /// The associated value of the enum case if `self` is `.conflict`.
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
             ///
-            /// - Throws: An error if `self` is not `.conflict`.
-            /// - SeeAlso: `.conflict`.
-            package var conflict: Components.Responses.Problem {
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
                 get throws {
                     switch self {
-                    case let .conflict(response):
+                    case let .notFound(response):
                         return response
                     default:
                         try throwUnexpectedResponseStatus(
-                            expectedStatus: "conflict",
+                            expectedStatus: "notFound",
                             response: self
                         )
                     }

@@ -99,6 +99,157 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/RegistryList' }
         '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/audit:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+    get:
+      operationId: listAuditLog
+      summary: The tenant's audit log, newest first (who, what, when) for every change of subscriptions, plans and registries.
+      parameters:
+        - { $ref: '#/components/parameters/Limit' }
+      responses:
+        '200':
+          description: Audit entries.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/AuditList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/plan/history:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+    get:
+      operationId: listPlanHistory
+      summary: Every enable and disable of the subscription's plan, oldest first.
+      responses:
+        '200':
+          description: Plan changes.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/PlanHistory' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/RegistryID' }
+    post:
+      operationId: triggerCrawl
+      summary: Crawl the registry now (catalog, tags, manifests) and return the finished crawl.
+      description: |
+        A failed crawl (the registry unreachable, an HTML answer, a catalog that never ends) is recorded and
+        returned with status `failed` and its error. 409 when a crawl of this registry is already running.
+      responses:
+        '200':
+          description: The crawl.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/Crawl' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+    get:
+      operationId: listCrawls
+      summary: The registry's crawls, newest first.
+      parameters:
+        - { $ref: '#/components/parameters/Limit' }
+      responses:
+        '200':
+          description: Crawls.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/CrawlList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/repositories:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/RegistryID' }
+    get:
+      operationId: listRepositories
+      summary: The registry's repositories as last crawled, removed ones included with removedAt.
+      responses:
+        '200':
+          description: Repositories.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/RepositoryList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/tags:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/RegistryID' }
+    get:
+      operationId: listTags
+      summary: Tag history of a repository; a reused tag keeps its earlier digests listed while they exist.
+      parameters:
+        - { $ref: '#/components/parameters/Repository' }
+      responses:
+        '200':
+          description: Tag history entries, by tag then newest first.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/TagList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/digests:
+    parameters:
+      - { $ref: '#/components/parameters/TenantID' }
+      - { $ref: '#/components/parameters/SubscriptionID' }
+      - { $ref: '#/components/parameters/RegistryID' }
+    get:
+      operationId: listDigests
+      summary: The digests of a repository with their supportability classification and reason.
+      parameters:
+        - { $ref: '#/components/parameters/Repository' }
+      responses:
+        '200':
+          description: Digests.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/DigestList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /internal/v1/credentials/reseal:
+    post:
+      operationId: resealCredentials
+      summary: Re-encrypts every stored registry credential under the newest key (service token only).
+      description: |
+        Key rotation without downtime: configure the new key first in `GANTRY_DISCOVERY_SECRET_KEYS` (newest
+        first, all decrypt), call this, then drop the old key. Idempotent.
+      responses:
+        '200':
+          description: What was re-sealed.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ResealResult' }
+  /internal/v1/registries/{registryId}/classifications:
+    post:
+      operationId: recordClassification
+      summary: The scanner reports what a scan found out about an image's supportability (service token only).
+      description: |
+        Some cases are known only after the layers are read: an image without a package database (scratch)
+        is `noPackageDatabase`. The digest's classification is replaced by the scanner's; a digest discovery has
+        not crawled yet is recorded now. Idempotent.
+      parameters:
+        - name: registryId
+          in: path
+          required: true
+          schema: { type: string, format: uuid }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ClassificationReport' }
+      responses:
+        '204': { description: Recorded. }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
   /internal/v1/registries/lookup:
     get:
       operationId: lookupRegistry
@@ -143,6 +294,21 @@ components:
       in: path
       required: true
       schema: { type: string, format: uuid }
+    Limit:
+      name: limit
+      in: query
+      required: false
+      schema: { type: integer, minimum: 1, maximum: 1000, default: 100 }
+    RegistryID:
+      name: registryId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    Repository:
+      name: repository
+      in: query
+      required: true
+      schema: { type: string, minLength: 1, maxLength: 255 }
   responses:
     Problem:
       description: An RFC 9457 problem.
@@ -194,7 +360,56 @@ components:
         cloudType: { $ref: '#/components/schemas/CloudType' }
         planEnabled: { type: boolean }
         planChangedAt: { type: string, format: date-time }
+        enabledAt: { type: string, format: date-time, description: 'when the plan was last enabled' }
+        disabledAt: { type: string, format: date-time, description: 'when the plan was last disabled' }
         createdAt: { type: string, format: date-time }
+    PlanChange:
+      type: object
+      required: [enabled, actor, at]
+      properties:
+        enabled: { type: boolean }
+        actor: { type: string }
+        at: { type: string, format: date-time }
+    PlanHistory:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/PlanChange' }
+    AuditEntry:
+      type: object
+      required: [id, actor, action, subject, detail, at]
+      properties:
+        id: { type: integer, format: int64 }
+        actor: { type: string, description: 'the authenticated subject, or anonymous' }
+        action: { type: string, description: 'for example subscription.create, plan.enable, registry.register' }
+        subject: { type: string, description: 'the ID of what changed' }
+        detail: { type: string }
+        at: { type: string, format: date-time }
+    AuditList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/AuditEntry' }
+    NetworkAccess:
+      type: string
+      description: |
+        public: reachable from the internet; privateTrusted: private, with access granted to the trusted service;
+        privateNoAccess: private without that access: listed as not applicable, never crawled, scanned or billed.
+      enum: [public, privateTrusted, privateNoAccess]
+    CredentialsInput:
+      type: object
+      description: |
+        basic (the default): username and password; token: a registry token, sent as the password of `username`
+        (default `<token>`), as ACR refresh tokens and Docker Hub access tokens are used.
+      properties:
+        kind: { type: string, enum: [basic, token], default: basic }
+        username: { type: string, maxLength: 512 }
+        password: { type: string, maxLength: 4096 }
+        token: { type: string, maxLength: 16384 }
     RegistryCredentials:
       type: object
       required: [username, password]
@@ -211,7 +426,8 @@ components:
         insecure:
           type: boolean
           description: Speak plain HTTP to the registry (development profile only).
-        credentials: { $ref: '#/components/schemas/RegistryCredentials' }
+        networkAccess: { $ref: '#/components/schemas/NetworkAccess' }
+        credentials: { $ref: '#/components/schemas/CredentialsInput' }
     Registry:
       type: object
       required: [id, tenantId, subscriptionId, loginServer, insecure, hasCredentials, createdAt]
@@ -222,6 +438,12 @@ components:
         loginServer: { type: string }
         insecure: { type: boolean }
         hasCredentials: { type: boolean }
+        credentialKind: { type: string, enum: [basic, token] }
+        credentialKeyId: { type: string, description: 'the ID of the key that sealed the credentials' }
+        networkAccess: { $ref: '#/components/schemas/NetworkAccess' }
+        applicable: { type: boolean, description: 'false for privateNoAccess: never crawled, scanned or billed' }
+        notApplicableReason: { type: string }
+        lastCrawlAt: { type: string, format: date-time }
         createdAt: { type: string, format: date-time }
     RegistryList:
       type: object
@@ -242,5 +464,102 @@ components:
         planEnabled: { type: boolean }
         cloudType: { $ref: '#/components/schemas/CloudType' }
         credentials: { $ref: '#/components/schemas/RegistryCredentials' }
+        networkAccess: { $ref: '#/components/schemas/NetworkAccess' }
+        applicable:
+          type: boolean
+          description: 'false (privateNoAccess): the registry must not be scanned or billed, whatever the plan says. True when absent.'
+        notApplicableReason: { type: string }
+    Crawl:
+      type: object
+      required: [id, registryId, status, startedAt, repositories, tags, digests, pages, onboardingScans]
+      properties:
+        id: { type: string, format: uuid }
+        registryId: { type: string, format: uuid }
+        status: { type: string, enum: [running, succeeded, failed, skipped] }
+        error: { type: string }
+        startedAt: { type: string, format: date-time }
+        finishedAt: { type: string, format: date-time }
+        repositories: { type: integer }
+        tags: { type: integer }
+        digests: { type: integer }
+        pages: { type: integer, description: 'listing pages fetched (catalog and tag lists)' }
+        onboardingScans: { type: integer, description: 'scans enqueued by the first crawl after enablement' }
+    CrawlList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/Crawl' }
+    Repository:
+      type: object
+      required: [name, firstSeenAt, lastSeenAt]
+      properties:
+        name: { type: string }
+        firstSeenAt: { type: string, format: date-time }
+        lastSeenAt: { type: string, format: date-time }
+        removedAt: { type: string, format: date-time }
+    RepositoryList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/Repository' }
+    TagEntry:
+      type: object
+      required: [tag, digest, current, firstSeenAt, lastSeenAt]
+      properties:
+        tag: { type: string }
+        digest: { type: string }
+        current: { type: boolean, description: 'true while the tag points to this digest' }
+        firstSeenAt: { type: string, format: date-time }
+        lastSeenAt: { type: string, format: date-time }
+        supersededAt: { type: string, format: date-time, description: 'when the tag moved to another digest' }
+        removedAt: { type: string, format: date-time, description: 'when the tag, or this digest, left the registry' }
+    TagList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/TagEntry' }
+    Classification:
+      type: string
+      description: 'Supportability; only supported images are scanned and billed.'
+      enum: [supported, windows, noPackageDatabase, unsupportedManifest, notAnImage]
+    DigestEntry:
+      type: object
+      required: [repository, digest, mediaType, classification, reason, firstSeenAt, lastSeenAt]
+      properties:
+        repository: { type: string }
+        digest: { type: string }
+        mediaType: { type: string }
+        classification: { $ref: '#/components/schemas/Classification' }
+        reason: { type: string }
+        firstSeenAt: { type: string, format: date-time }
+        lastSeenAt: { type: string, format: date-time }
+        removedAt: { type: string, format: date-time }
+    DigestList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/DigestEntry' }
+    ClassificationReport:
+      type: object
+      required: [repository, digest, classification, reason]
+      properties:
+        repository: { type: string, minLength: 1, maxLength: 255 }
+        digest: { type: string }
+        classification: { $ref: '#/components/schemas/Classification' }
+        reason: { type: string, maxLength: 2000 }
+    ResealResult:
+      type: object
+      required: [keyId, resealed]
+      properties:
+        keyId: { type: string, description: 'the newest key, which now seals every credential' }
+        resealed: { type: integer, description: 'rows moved from an older key' }
 
 """#

@@ -22,5 +22,11 @@ extension Components {
         package typealias TenantID = Swift.String
         /// - Remark: Generated from `#/components/parameters/SubscriptionID`.
         package typealias SubscriptionID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/Limit`.
+        package typealias Limit = Swift.Int
+        /// - Remark: Generated from `#/components/parameters/RegistryID`.
+        package typealias RegistryID = Swift.String
+        /// - Remark: Generated from `#/components/parameters/Repository`.
+        package typealias Repository = Swift.String
     }
 }

@@ -161,6 +161,14 @@ extension Components {
             package var planEnabled: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/Subscription/planChangedAt`.
             package var planChangedAt: Foundation.Date?
+            /// when the plan was last enabled
+            ///
+            /// - Remark: Generated from `#/components/schemas/Subscription/enabledAt`.
+            package var enabledAt: Foundation.Date?
+            /// when the plan was last disabled
+            ///
+            /// - Remark: Generated from `#/components/schemas/Subscription/disabledAt`.
+            package var disabledAt: Foundation.Date?
             /// - Remark: Generated from `#/components/schemas/Subscription/createdAt`.
             package var createdAt: Foundation.Date
             /// Creates a new `Subscription`.
@@ -172,6 +180,8 @@ extension Components {
             ///   - cloudType:
             ///   - planEnabled:
             ///   - planChangedAt:
+            ///   - enabledAt: when the plan was last enabled
+            ///   - disabledAt: when the plan was last disabled
             ///   - createdAt:
             package init(
                 id: Swift.String,
@@ -180,6 +190,8 @@ extension Components {
                 cloudType: Components.Schemas.CloudType,
                 planEnabled: Swift.Bool,
                 planChangedAt: Foundation.Date? = nil,
+                enabledAt: Foundation.Date? = nil,
+                disabledAt: Foundation.Date? = nil,
                 createdAt: Foundation.Date
             ) {
                 self.id = id
@@ -188,6 +200,8 @@ extension Components {
                 self.cloudType = cloudType
                 self.planEnabled = planEnabled
                 self.planChangedAt = planChangedAt
+                self.enabledAt = enabledAt
+                self.disabledAt = disabledAt
                 self.createdAt = createdAt
             }
             package enum CodingKeys: String, CodingKey {
@@ -197,7 +211,175 @@ extension Components {
                 case cloudType
                 case planEnabled
                 case planChangedAt
+                case enabledAt
+                case disabledAt
                 case createdAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/PlanChange`.
+        package struct PlanChange: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PlanChange/enabled`.
+            package var enabled: Swift.Bool
+            /// - Remark: Generated from `#/components/schemas/PlanChange/actor`.
+            package var actor: Swift.String
+            /// - Remark: Generated from `#/components/schemas/PlanChange/at`.
+            package var at: Foundation.Date
+            /// Creates a new `PlanChange`.
+            ///
+            /// - Parameters:
+            ///   - enabled:
+            ///   - actor:
+            ///   - at:
+            package init(
+                enabled: Swift.Bool,
+                actor: Swift.String,
+                at: Foundation.Date
+            ) {
+                self.enabled = enabled
+                self.actor = actor
+                self.at = at
+            }
+            package enum CodingKeys: String, CodingKey {
+                case enabled
+                case actor
+                case at
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/PlanHistory`.
+        package struct PlanHistory: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/PlanHistory/items`.
+            package var items: [Components.Schemas.PlanChange]
+            /// Creates a new `PlanHistory`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.PlanChange]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/AuditEntry`.
+        package struct AuditEntry: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/AuditEntry/id`.
+            package var id: Swift.Int64
+            /// the authenticated subject, or anonymous
+            ///
+            /// - Remark: Generated from `#/components/schemas/AuditEntry/actor`.
+            package var actor: Swift.String
+            /// for example subscription.create, plan.enable, registry.register
+            ///
+            /// - Remark: Generated from `#/components/schemas/AuditEntry/action`.
+            package var action: Swift.String
+            /// the ID of what changed
+            ///
+            /// - Remark: Generated from `#/components/schemas/AuditEntry/subject`.
+            package var subject: Swift.String
+            /// - Remark: Generated from `#/components/schemas/AuditEntry/detail`.
+            package var detail: Swift.String
+            /// - Remark: Generated from `#/components/schemas/AuditEntry/at`.
+            package var at: Foundation.Date
+            /// Creates a new `AuditEntry`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - actor: the authenticated subject, or anonymous
+            ///   - action: for example subscription.create, plan.enable, registry.register
+            ///   - subject: the ID of what changed
+            ///   - detail:
+            ///   - at:
+            package init(
+                id: Swift.Int64,
+                actor: Swift.String,
+                action: Swift.String,
+                subject: Swift.String,
+                detail: Swift.String,
+                at: Foundation.Date
+            ) {
+                self.id = id
+                self.actor = actor
+                self.action = action
+                self.subject = subject
+                self.detail = detail
+                self.at = at
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case actor
+                case action
+                case subject
+                case detail
+                case at
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/AuditList`.
+        package struct AuditList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/AuditList/items`.
+            package var items: [Components.Schemas.AuditEntry]
+            /// Creates a new `AuditList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.AuditEntry]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// public: reachable from the internet; privateTrusted: private, with access granted to the trusted service;
+        /// privateNoAccess: private without that access: listed as not applicable, never crawled, scanned or billed.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/NetworkAccess`.
+        @frozen package enum NetworkAccess: String, Codable, Hashable, Sendable, CaseIterable {
+            case _public = "public"
+            case privateTrusted = "privateTrusted"
+            case privateNoAccess = "privateNoAccess"
+        }
+        /// basic (the default): username and password; token: a registry token, sent as the password of `username`
+        /// (default `<token>`), as ACR refresh tokens and Docker Hub access tokens are used.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/CredentialsInput`.
+        package struct CredentialsInput: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CredentialsInput/kind`.
+            @frozen package enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case basic = "basic"
+                case token = "token"
+            }
+            /// - Remark: Generated from `#/components/schemas/CredentialsInput/kind`.
+            package var kind: Components.Schemas.CredentialsInput.KindPayload?
+            /// - Remark: Generated from `#/components/schemas/CredentialsInput/username`.
+            package var username: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/CredentialsInput/password`.
+            package var password: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/CredentialsInput/token`.
+            package var token: Swift.String?
+            /// Creates a new `CredentialsInput`.
+            ///
+            /// - Parameters:
+            ///   - kind:
+            ///   - username:
+            ///   - password:
+            ///   - token:
+            package init(
+                kind: Components.Schemas.CredentialsInput.KindPayload? = nil,
+                username: Swift.String? = nil,
+                password: Swift.String? = nil,
+                token: Swift.String? = nil
+            ) {
+                self.kind = kind
+                self.username = username
+                self.password = password
+                self.token = token
+            }
+            package enum CodingKeys: String, CodingKey {
+                case kind
+                case username
+                case password
+                case token
             }
         }
         /// - Remark: Generated from `#/components/schemas/RegistryCredentials`.
@@ -233,26 +415,32 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/RegistryCreate/insecure`.
             package var insecure: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/RegistryCreate/networkAccess`.
+            package var networkAccess: Components.Schemas.NetworkAccess?
             /// - Remark: Generated from `#/components/schemas/RegistryCreate/credentials`.
-            package var credentials: Components.Schemas.RegistryCredentials?
+            package var credentials: Components.Schemas.CredentialsInput?
             /// Creates a new `RegistryCreate`.
             ///
             /// - Parameters:
             ///   - loginServer: Host and optional port, for example `myregistry.azurecr.io` or `127.0.0.1:5000`.
             ///   - insecure: Speak plain HTTP to the registry (development profile only).
+            ///   - networkAccess:
             ///   - credentials:
             package init(
                 loginServer: Swift.String,
                 insecure: Swift.Bool? = nil,
-                credentials: Components.Schemas.RegistryCredentials? = nil
+                networkAccess: Components.Schemas.NetworkAccess? = nil,
+                credentials: Components.Schemas.CredentialsInput? = nil
             ) {
                 self.loginServer = loginServer
                 self.insecure = insecure
+                self.networkAccess = networkAccess
                 self.credentials = credentials
             }
             package enum CodingKeys: String, CodingKey {
                 case loginServer
                 case insecure
+                case networkAccess
                 case credentials
             }
         }
@@ -270,6 +458,27 @@ extension Components {
             package var insecure: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/Registry/hasCredentials`.
             package var hasCredentials: Swift.Bool
+            /// - Remark: Generated from `#/components/schemas/Registry/credentialKind`.
+            @frozen package enum CredentialKindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case basic = "basic"
+                case token = "token"
+            }
+            /// - Remark: Generated from `#/components/schemas/Registry/credentialKind`.
+            package var credentialKind: Components.Schemas.Registry.CredentialKindPayload?
+            /// the ID of the key that sealed the credentials
+            ///
+            /// - Remark: Generated from `#/components/schemas/Registry/credentialKeyId`.
+            package var credentialKeyId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Registry/networkAccess`.
+            package var networkAccess: Components.Schemas.NetworkAccess?
+            /// false for privateNoAccess: never crawled, scanned or billed
+            ///
+            /// - Remark: Generated from `#/components/schemas/Registry/applicable`.
+            package var applicable: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/Registry/notApplicableReason`.
+            package var notApplicableReason: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Registry/lastCrawlAt`.
+            package var lastCrawlAt: Foundation.Date?
             /// - Remark: Generated from `#/components/schemas/Registry/createdAt`.
             package var createdAt: Foundation.Date
             /// Creates a new `Registry`.
@@ -281,6 +490,12 @@ extension Components {
             ///   - loginServer:
             ///   - insecure:
             ///   - hasCredentials:
+            ///   - credentialKind:
+            ///   - credentialKeyId: the ID of the key that sealed the credentials
+            ///   - networkAccess:
+            ///   - applicable: false for privateNoAccess: never crawled, scanned or billed
+            ///   - notApplicableReason:
+            ///   - lastCrawlAt:
             ///   - createdAt:
             package init(
                 id: Swift.String,
@@ -289,6 +504,12 @@ extension Components {
                 loginServer: Swift.String,
                 insecure: Swift.Bool,
                 hasCredentials: Swift.Bool,
+                credentialKind: Components.Schemas.Registry.CredentialKindPayload? = nil,
+                credentialKeyId: Swift.String? = nil,
+                networkAccess: Components.Schemas.NetworkAccess? = nil,
+                applicable: Swift.Bool? = nil,
+                notApplicableReason: Swift.String? = nil,
+                lastCrawlAt: Foundation.Date? = nil,
                 createdAt: Foundation.Date
             ) {
                 self.id = id
@@ -297,6 +518,12 @@ extension Components {
                 self.loginServer = loginServer
                 self.insecure = insecure
                 self.hasCredentials = hasCredentials
+                self.credentialKind = credentialKind
+                self.credentialKeyId = credentialKeyId
+                self.networkAccess = networkAccess
+                self.applicable = applicable
+                self.notApplicableReason = notApplicableReason
+                self.lastCrawlAt = lastCrawlAt
                 self.createdAt = createdAt
             }
             package enum CodingKeys: String, CodingKey {
@@ -306,6 +533,12 @@ extension Components {
                 case loginServer
                 case insecure
                 case hasCredentials
+                case credentialKind
+                case credentialKeyId
+                case networkAccess
+                case applicable
+                case notApplicableReason
+                case lastCrawlAt
                 case createdAt
             }
         }
@@ -344,6 +577,14 @@ extension Components {
             package var cloudType: Components.Schemas.CloudType
             /// - Remark: Generated from `#/components/schemas/RegistryAccess/credentials`.
             package var credentials: Components.Schemas.RegistryCredentials?
+            /// - Remark: Generated from `#/components/schemas/RegistryAccess/networkAccess`.
+            package var networkAccess: Components.Schemas.NetworkAccess?
+            /// false (privateNoAccess): the registry must not be scanned or billed, whatever the plan says. True when absent.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RegistryAccess/applicable`.
+            package var applicable: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/RegistryAccess/notApplicableReason`.
+            package var notApplicableReason: Swift.String?
             /// Creates a new `RegistryAccess`.
             ///
             /// - Parameters:
@@ -355,6 +596,9 @@ extension Components {
             ///   - planEnabled:
             ///   - cloudType:
             ///   - credentials:
+            ///   - networkAccess:
+            ///   - applicable: false (privateNoAccess): the registry must not be scanned or billed, whatever the plan says. True when absent.
+            ///   - notApplicableReason:
             package init(
                 registryId: Swift.String,
                 tenantId: Swift.String,
@@ -363,7 +607,10 @@ extension Components {
                 baseURL: Swift.String,
                 planEnabled: Swift.Bool,
                 cloudType: Components.Schemas.CloudType,
-                credentials: Components.Schemas.RegistryCredentials? = nil
+                credentials: Components.Schemas.RegistryCredentials? = nil,
+                networkAccess: Components.Schemas.NetworkAccess? = nil,
+                applicable: Swift.Bool? = nil,
+                notApplicableReason: Swift.String? = nil
             ) {
                 self.registryId = registryId
                 self.tenantId = tenantId
@@ -373,6 +620,9 @@ extension Components {
                 self.planEnabled = planEnabled
                 self.cloudType = cloudType
                 self.credentials = credentials
+                self.networkAccess = networkAccess
+                self.applicable = applicable
+                self.notApplicableReason = notApplicableReason
             }
             package enum CodingKeys: String, CodingKey {
                 case registryId
@@ -383,6 +633,382 @@ extension Components {
                 case planEnabled
                 case cloudType
                 case credentials
+                case networkAccess
+                case applicable
+                case notApplicableReason
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Crawl`.
+        package struct Crawl: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Crawl/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Crawl/registryId`.
+            package var registryId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Crawl/status`.
+            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case running = "running"
+                case succeeded = "succeeded"
+                case failed = "failed"
+                case skipped = "skipped"
+            }
+            /// - Remark: Generated from `#/components/schemas/Crawl/status`.
+            package var status: Components.Schemas.Crawl.StatusPayload
+            /// - Remark: Generated from `#/components/schemas/Crawl/error`.
+            package var error: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Crawl/startedAt`.
+            package var startedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Crawl/finishedAt`.
+            package var finishedAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/Crawl/repositories`.
+            package var repositories: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Crawl/tags`.
+            package var tags: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Crawl/digests`.
+            package var digests: Swift.Int
+            /// listing pages fetched (catalog and tag lists)
+            ///
+            /// - Remark: Generated from `#/components/schemas/Crawl/pages`.
+            package var pages: Swift.Int
+            /// scans enqueued by the first crawl after enablement
+            ///
+            /// - Remark: Generated from `#/components/schemas/Crawl/onboardingScans`.
+            package var onboardingScans: Swift.Int
+            /// Creates a new `Crawl`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - registryId:
+            ///   - status:
+            ///   - error:
+            ///   - startedAt:
+            ///   - finishedAt:
+            ///   - repositories:
+            ///   - tags:
+            ///   - digests:
+            ///   - pages: listing pages fetched (catalog and tag lists)
+            ///   - onboardingScans: scans enqueued by the first crawl after enablement
+            package init(
+                id: Swift.String,
+                registryId: Swift.String,
+                status: Components.Schemas.Crawl.StatusPayload,
+                error: Swift.String? = nil,
+                startedAt: Foundation.Date,
+                finishedAt: Foundation.Date? = nil,
+                repositories: Swift.Int,
+                tags: Swift.Int,
+                digests: Swift.Int,
+                pages: Swift.Int,
+                onboardingScans: Swift.Int
+            ) {
+                self.id = id
+                self.registryId = registryId
+                self.status = status
+                self.error = error
+                self.startedAt = startedAt
+                self.finishedAt = finishedAt
+                self.repositories = repositories
+                self.tags = tags
+                self.digests = digests
+                self.pages = pages
+                self.onboardingScans = onboardingScans
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case registryId
+                case status
+                case error
+                case startedAt
+                case finishedAt
+                case repositories
+                case tags
+                case digests
+                case pages
+                case onboardingScans
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/CrawlList`.
+        package struct CrawlList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CrawlList/items`.
+            package var items: [Components.Schemas.Crawl]
+            /// Creates a new `CrawlList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.Crawl]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Repository`.
+        package struct Repository: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Repository/name`.
+            package var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Repository/firstSeenAt`.
+            package var firstSeenAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Repository/lastSeenAt`.
+            package var lastSeenAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Repository/removedAt`.
+            package var removedAt: Foundation.Date?
+            /// Creates a new `Repository`.
+            ///
+            /// - Parameters:
+            ///   - name:
+            ///   - firstSeenAt:
+            ///   - lastSeenAt:
+            ///   - removedAt:
+            package init(
+                name: Swift.String,
+                firstSeenAt: Foundation.Date,
+                lastSeenAt: Foundation.Date,
+                removedAt: Foundation.Date? = nil
+            ) {
+                self.name = name
+                self.firstSeenAt = firstSeenAt
+                self.lastSeenAt = lastSeenAt
+                self.removedAt = removedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case name
+                case firstSeenAt
+                case lastSeenAt
+                case removedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RepositoryList`.
+        package struct RepositoryList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RepositoryList/items`.
+            package var items: [Components.Schemas.Repository]
+            /// Creates a new `RepositoryList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.Repository]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/TagEntry`.
+        package struct TagEntry: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/TagEntry/tag`.
+            package var tag: Swift.String
+            /// - Remark: Generated from `#/components/schemas/TagEntry/digest`.
+            package var digest: Swift.String
+            /// true while the tag points to this digest
+            ///
+            /// - Remark: Generated from `#/components/schemas/TagEntry/current`.
+            package var current: Swift.Bool
+            /// - Remark: Generated from `#/components/schemas/TagEntry/firstSeenAt`.
+            package var firstSeenAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/TagEntry/lastSeenAt`.
+            package var lastSeenAt: Foundation.Date
+            /// when the tag moved to another digest
+            ///
+            /// - Remark: Generated from `#/components/schemas/TagEntry/supersededAt`.
+            package var supersededAt: Foundation.Date?
+            /// when the tag, or this digest, left the registry
+            ///
+            /// - Remark: Generated from `#/components/schemas/TagEntry/removedAt`.
+            package var removedAt: Foundation.Date?
+            /// Creates a new `TagEntry`.
+            ///
+            /// - Parameters:
+            ///   - tag:
+            ///   - digest:
+            ///   - current: true while the tag points to this digest
+            ///   - firstSeenAt:
+            ///   - lastSeenAt:
+            ///   - supersededAt: when the tag moved to another digest
+            ///   - removedAt: when the tag, or this digest, left the registry
+            package init(
+                tag: Swift.String,
+                digest: Swift.String,
+                current: Swift.Bool,
+                firstSeenAt: Foundation.Date,
+                lastSeenAt: Foundation.Date,
+                supersededAt: Foundation.Date? = nil,
+                removedAt: Foundation.Date? = nil
+            ) {
+                self.tag = tag
+                self.digest = digest
+                self.current = current
+                self.firstSeenAt = firstSeenAt
+                self.lastSeenAt = lastSeenAt
+                self.supersededAt = supersededAt
+                self.removedAt = removedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case tag
+                case digest
+                case current
+                case firstSeenAt
+                case lastSeenAt
+                case supersededAt
+                case removedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/TagList`.
+        package struct TagList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/TagList/items`.
+            package var items: [Components.Schemas.TagEntry]
+            /// Creates a new `TagList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.TagEntry]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// Supportability; only supported images are scanned and billed.
+        ///
+        /// - Remark: Generated from `#/components/schemas/Classification`.
+        @frozen package enum Classification: String, Codable, Hashable, Sendable, CaseIterable {
+            case supported = "supported"
+            case windows = "windows"
+            case noPackageDatabase = "noPackageDatabase"
+            case unsupportedManifest = "unsupportedManifest"
+            case notAnImage = "notAnImage"
+        }
+        /// - Remark: Generated from `#/components/schemas/DigestEntry`.
+        package struct DigestEntry: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/repository`.
+            package var repository: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/digest`.
+            package var digest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/mediaType`.
+            package var mediaType: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/classification`.
+            package var classification: Components.Schemas.Classification
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/reason`.
+            package var reason: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/firstSeenAt`.
+            package var firstSeenAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/lastSeenAt`.
+            package var lastSeenAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/DigestEntry/removedAt`.
+            package var removedAt: Foundation.Date?
+            /// Creates a new `DigestEntry`.
+            ///
+            /// - Parameters:
+            ///   - repository:
+            ///   - digest:
+            ///   - mediaType:
+            ///   - classification:
+            ///   - reason:
+            ///   - firstSeenAt:
+            ///   - lastSeenAt:
+            ///   - removedAt:
+            package init(
+                repository: Swift.String,
+                digest: Swift.String,
+                mediaType: Swift.String,
+                classification: Components.Schemas.Classification,
+                reason: Swift.String,
+                firstSeenAt: Foundation.Date,
+                lastSeenAt: Foundation.Date,
+                removedAt: Foundation.Date? = nil
+            ) {
+                self.repository = repository
+                self.digest = digest
+                self.mediaType = mediaType
+                self.classification = classification
+                self.reason = reason
+                self.firstSeenAt = firstSeenAt
+                self.lastSeenAt = lastSeenAt
+                self.removedAt = removedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case repository
+                case digest
+                case mediaType
+                case classification
+                case reason
+                case firstSeenAt
+                case lastSeenAt
+                case removedAt
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/DigestList`.
+        package struct DigestList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DigestList/items`.
+            package var items: [Components.Schemas.DigestEntry]
+            /// Creates a new `DigestList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.DigestEntry]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ClassificationReport`.
+        package struct ClassificationReport: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ClassificationReport/repository`.
+            package var repository: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ClassificationReport/digest`.
+            package var digest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ClassificationReport/classification`.
+            package var classification: Components.Schemas.Classification
+            /// - Remark: Generated from `#/components/schemas/ClassificationReport/reason`.
+            package var reason: Swift.String
+            /// Creates a new `ClassificationReport`.
+            ///
+            /// - Parameters:
+            ///   - repository:
+            ///   - digest:
+            ///   - classification:
+            ///   - reason:
+            package init(
+                repository: Swift.String,
+                digest: Swift.String,
+                classification: Components.Schemas.Classification,
+                reason: Swift.String
+            ) {
+                self.repository = repository
+                self.digest = digest
+                self.classification = classification
+                self.reason = reason
+            }
+            package enum CodingKeys: String, CodingKey {
+                case repository
+                case digest
+                case classification
+                case reason
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ResealResult`.
+        package struct ResealResult: Codable, Hashable, Sendable {
+            /// the newest key, which now seals every credential
+            ///
+            /// - Remark: Generated from `#/components/schemas/ResealResult/keyId`.
+            package var keyId: Swift.String
+            /// rows moved from an older key
+            ///
+            /// - Remark: Generated from `#/components/schemas/ResealResult/resealed`.
+            package var resealed: Swift.Int
+            /// Creates a new `ResealResult`.
+            ///
+            /// - Parameters:
+            ///   - keyId: the newest key, which now seals every credential
+            ///   - resealed: rows moved from an older key
+            package init(
+                keyId: Swift.String,
+                resealed: Swift.Int
+            ) {
+                self.keyId = keyId
+                self.resealed = resealed
+            }
+            package enum CodingKeys: String, CodingKey {
+                case keyId
+                case resealed
             }
         }
     }

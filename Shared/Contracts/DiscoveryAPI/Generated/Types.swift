@@ -42,6 +42,64 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/post(registerRegistry)`.
     func registerRegistry(_ input: Operations.RegisterRegistry.Input) async throws -> Operations.RegisterRegistry.Output
+    /// The tenant's audit log, newest first (who, what, when) for every change of subscriptions, plans and registries.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/audit`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/audit/get(listAuditLog)`.
+    func listAuditLog(_ input: Operations.ListAuditLog.Input) async throws -> Operations.ListAuditLog.Output
+    /// Every enable and disable of the subscription's plan, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/plan/history`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/plan/history/get(listPlanHistory)`.
+    func listPlanHistory(_ input: Operations.ListPlanHistory.Input) async throws -> Operations.ListPlanHistory.Output
+    /// The registry's crawls, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls/get(listCrawls)`.
+    func listCrawls(_ input: Operations.ListCrawls.Input) async throws -> Operations.ListCrawls.Output
+    /// Crawl the registry now (catalog, tags, manifests) and return the finished crawl.
+    ///
+    /// A failed crawl (the registry unreachable, an HTML answer, a catalog that never ends) is recorded and
+    /// returned with status `failed` and its error. 409 when a crawl of this registry is already running.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls/post(triggerCrawl)`.
+    func triggerCrawl(_ input: Operations.TriggerCrawl.Input) async throws -> Operations.TriggerCrawl.Output
+    /// The registry's repositories as last crawled, removed ones included with removedAt.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/repositories`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/repositories/get(listRepositories)`.
+    func listRepositories(_ input: Operations.ListRepositories.Input) async throws -> Operations.ListRepositories.Output
+    /// Tag history of a repository; a reused tag keeps its earlier digests listed while they exist.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/tags`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/tags/get(listTags)`.
+    func listTags(_ input: Operations.ListTags.Input) async throws -> Operations.ListTags.Output
+    /// The digests of a repository with their supportability classification and reason.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/digests`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/digests/get(listDigests)`.
+    func listDigests(_ input: Operations.ListDigests.Input) async throws -> Operations.ListDigests.Output
+    /// Re-encrypts every stored registry credential under the newest key (service token only).
+    ///
+    /// Key rotation without downtime: configure the new key first in `GANTRY_DISCOVERY_SECRET_KEYS` (newest
+    /// first, all decrypt), call this, then drop the old key. Idempotent.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/credentials/reseal`.
+    /// - Remark: Generated from `#/paths//internal/v1/credentials/reseal/post(resealCredentials)`.
+    func resealCredentials(_ input: Operations.ResealCredentials.Input) async throws -> Operations.ResealCredentials.Output
+    /// The scanner reports what a scan found out about an image's supportability (service token only).
+    ///
+    /// Some cases are known only after the layers are read: an image without a package database (scratch)
+    /// is `noPackageDatabase`. The digest's classification is replaced by the scanner's; a digest discovery has
+    /// not crawled yet is recorded now. Idempotent.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/registries/{registryId}/classifications`.
+    /// - Remark: Generated from `#/paths//internal/v1/registries/{registryId}/classifications/post(recordClassification)`.
+    func recordClassification(_ input: Operations.RecordClassification.Input) async throws -> Operations.RecordClassification.Output
     /// Find the registry registered for a login server host (service token only).
     ///
     /// - Remark: HTTP `GET /internal/v1/registries/lookup`.
@@ -122,6 +180,140 @@ extension APIProtocol {
         body: Operations.RegisterRegistry.Input.Body
     ) async throws -> Operations.RegisterRegistry.Output {
         try await registerRegistry(Operations.RegisterRegistry.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// The tenant's audit log, newest first (who, what, when) for every change of subscriptions, plans and registries.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/audit`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/audit/get(listAuditLog)`.
+    package func listAuditLog(
+        path: Operations.ListAuditLog.Input.Path,
+        query: Operations.ListAuditLog.Input.Query = .init(),
+        headers: Operations.ListAuditLog.Input.Headers = .init()
+    ) async throws -> Operations.ListAuditLog.Output {
+        try await listAuditLog(Operations.ListAuditLog.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// Every enable and disable of the subscription's plan, oldest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/plan/history`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/plan/history/get(listPlanHistory)`.
+    package func listPlanHistory(
+        path: Operations.ListPlanHistory.Input.Path,
+        headers: Operations.ListPlanHistory.Input.Headers = .init()
+    ) async throws -> Operations.ListPlanHistory.Output {
+        try await listPlanHistory(Operations.ListPlanHistory.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// The registry's crawls, newest first.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls/get(listCrawls)`.
+    package func listCrawls(
+        path: Operations.ListCrawls.Input.Path,
+        query: Operations.ListCrawls.Input.Query = .init(),
+        headers: Operations.ListCrawls.Input.Headers = .init()
+    ) async throws -> Operations.ListCrawls.Output {
+        try await listCrawls(Operations.ListCrawls.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// Crawl the registry now (catalog, tags, manifests) and return the finished crawl.
+    ///
+    /// A failed crawl (the registry unreachable, an HTML answer, a catalog that never ends) is recorded and
+    /// returned with status `failed` and its error. 409 when a crawl of this registry is already running.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/crawls/post(triggerCrawl)`.
+    package func triggerCrawl(
+        path: Operations.TriggerCrawl.Input.Path,
+        headers: Operations.TriggerCrawl.Input.Headers = .init()
+    ) async throws -> Operations.TriggerCrawl.Output {
+        try await triggerCrawl(Operations.TriggerCrawl.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// The registry's repositories as last crawled, removed ones included with removedAt.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/repositories`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/repositories/get(listRepositories)`.
+    package func listRepositories(
+        path: Operations.ListRepositories.Input.Path,
+        headers: Operations.ListRepositories.Input.Headers = .init()
+    ) async throws -> Operations.ListRepositories.Output {
+        try await listRepositories(Operations.ListRepositories.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Tag history of a repository; a reused tag keeps its earlier digests listed while they exist.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/tags`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/tags/get(listTags)`.
+    package func listTags(
+        path: Operations.ListTags.Input.Path,
+        query: Operations.ListTags.Input.Query,
+        headers: Operations.ListTags.Input.Headers = .init()
+    ) async throws -> Operations.ListTags.Output {
+        try await listTags(Operations.ListTags.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The digests of a repository with their supportability classification and reason.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/digests`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/registries/{registryId}/digests/get(listDigests)`.
+    package func listDigests(
+        path: Operations.ListDigests.Input.Path,
+        query: Operations.ListDigests.Input.Query,
+        headers: Operations.ListDigests.Input.Headers = .init()
+    ) async throws -> Operations.ListDigests.Output {
+        try await listDigests(Operations.ListDigests.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// Re-encrypts every stored registry credential under the newest key (service token only).
+    ///
+    /// Key rotation without downtime: configure the new key first in `GANTRY_DISCOVERY_SECRET_KEYS` (newest
+    /// first, all decrypt), call this, then drop the old key. Idempotent.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/credentials/reseal`.
+    /// - Remark: Generated from `#/paths//internal/v1/credentials/reseal/post(resealCredentials)`.
+    package func resealCredentials(headers: Operations.ResealCredentials.Input.Headers = .init()) async throws -> Operations.ResealCredentials.Output {
+        try await resealCredentials(Operations.ResealCredentials.Input(headers: headers))
+    }
+    /// The scanner reports what a scan found out about an image's supportability (service token only).
+    ///
+    /// Some cases are known only after the layers are read: an image without a package database (scratch)
+    /// is `noPackageDatabase`. The digest's classification is replaced by the scanner's; a digest discovery has
+    /// not crawled yet is recorded now. Idempotent.
+    ///
+    ///
+    /// - Remark: HTTP `POST /internal/v1/registries/{registryId}/classifications`.
+    /// - Remark: Generated from `#/paths//internal/v1/registries/{registryId}/classifications/post(recordClassification)`.
+    package func recordClassification(
+        path: Operations.RecordClassification.Input.Path,
+        headers: Operations.RecordClassification.Input.Headers = .init(),
+        body: Operations.RecordClassification.Input.Body
+    ) async throws -> Operations.RecordClassification.Output {
+        try await recordClassification(Operations.RecordClassification.Input(
             path: path,
             headers: headers,
             body: body

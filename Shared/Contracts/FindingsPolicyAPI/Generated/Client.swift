@@ -18,7 +18,8 @@ package import struct Foundation.Date
 import HTTPTypes
 /// Assessments per image digest (Healthy, Unhealthy, NotApplicable) with their findings, the recommendation
 /// "Container registry images should have vulnerability findings resolved" with remediation per finding,
-/// disable rules, the secure score, and a Sub-Assessments-compatible REST API.
+/// disable rules, VEX documents, the secure score, a Sub-Assessments-compatible REST API, a query language and
+/// exports (SARIF 2.1.0, CycloneDX 1.6 VEX, CSV).
 /// Errors are RFC 9457 `application/problem+json`. Routes under `/internal` take service tokens only.
 ///
 /// **Severity.** Every finding keeps Gantry's own severity (Unknown, Negligible, Low, Medium, High, Critical).
@@ -33,13 +34,29 @@ import HTTPTypes
 /// whose findings are exempt is NotApplicable with cause `Exempt`. Creating, replacing or deleting a rule
 /// re-evaluates the images of its scope before the response; an expired rule is found by a periodic check
 /// (`GANTRY_RULE_EXPIRY_INTERVAL_MS`, default 30000) and re-evaluated the same way. Every change is audited;
-/// the actor is the `X-Gantry-Actor` header (user authentication does not exist yet), else `unknown`.
+/// the actor is the subject (`sub`) of the caller's user token; no request header can set it.
 ///
 /// **Secure score.** Over the images of a subscription (or a registry) that are Healthy (H) or Unhealthy,
 /// each Unhealthy image weighted by the severity of its worst non-exempt finding (Low and Negligible 1,
 /// Medium 2, High 4, Critical 8, Unknown as its band), the score is `100 × H / (H + Σ weights)`,
 /// rounded to two decimals; absent when there is no Healthy or Unhealthy image. NotApplicable images
 /// (unsupported, or all findings exempt) are outside the score. Every change of a score is kept in its history.
+///
+/// **VEX.** OpenVEX 0.2.0 and CSAF 2.0 VEX documents attached to a subscription suppress findings with their
+/// `not_affected` and `fixed` statements like a disable rule (a rule that matches first wins); attaching or
+/// detaching re-evaluates the subscription's images before the response and is audited. Matching is described
+/// in the project README ("Findings: VEX, queries, exports").
+///
+/// **Query language.** A subset of Kusto over the tables `Findings` and `Assessments` (their columns in the
+/// README); errors are 400 problems whose detail starts `line L, column C:`. Grammar (EBNF):
+/// `query = table { "|" operator }`; `operator = "where" expr | "project" ident {"," ident} |
+/// "extend" ident "=" expr {"," ident "=" expr} | "summarize" [ident "="] "count" "(" ")" ["by" ident {"," ident}] |
+/// ("order"|"sort") "by" ident ["asc"|"desc"] {"," ident ["asc"|"desc"]} | ("take"|"limit") integer`;
+/// `expr = and {"or" and}`; `and = not {"and" not}`; `not = "not" not | comparison`;
+/// `comparison = sum [("=="|"!="|"<"|"<="|">"|">="|"contains"|"!contains") sum | ("in"|"!in") "(" expr {"," expr} ")"]`;
+/// `sum = product {("+"|"-") product}`; `product = unary {("*"|"/") unary}`; `unary = "-" unary | primary`;
+/// `primary = number | string | "true" | "false" | "null" | ident | "(" expr ")" | function "(" [expr {"," expr}] ")"`
+/// with the functions tolower, toupper, strlen, strcat, isnull, isnotnull and not.
 ///
 package struct Client: APIProtocol {
     /// The underlying HTTP client.
@@ -798,11 +815,6 @@ package struct Client: APIProtocol {
                     method: .post
                 )
                 suppressMutabilityWarning(&request)
-                try converter.setHeaderFieldAsURI(
-                    in: &request.headerFields,
-                    name: "X-Gantry-Actor",
-                    value: input.headers.xGantryActor
-                )
                 converter.setAcceptHeader(
                     in: &request.headerFields,
                     contentTypes: input.headers.accept
@@ -1006,11 +1018,6 @@ package struct Client: APIProtocol {
                     method: .put
                 )
                 suppressMutabilityWarning(&request)
-                try converter.setHeaderFieldAsURI(
-                    in: &request.headerFields,
-                    name: "X-Gantry-Actor",
-                    value: input.headers.xGantryActor
-                )
                 converter.setAcceptHeader(
                     in: &request.headerFields,
                     contentTypes: input.headers.accept
@@ -1128,11 +1135,6 @@ package struct Client: APIProtocol {
                     method: .delete
                 )
                 suppressMutabilityWarning(&request)
-                try converter.setHeaderFieldAsURI(
-                    in: &request.headerFields,
-                    name: "X-Gantry-Actor",
-                    value: input.headers.xGantryActor
-                )
                 converter.setAcceptHeader(
                     in: &request.headerFields,
                     contentTypes: input.headers.accept
@@ -1442,6 +1444,763 @@ package struct Client: APIProtocol {
                             from: responseBody,
                             transforming: { value in
                                 .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// The VEX documents attached to the subscription, newest first (statements without the raw document).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)`.
+    package func listVexDocuments(_ input: Operations.ListVexDocuments.Input) async throws -> Operations.ListVexDocuments.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.ListVexDocuments.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/vexDocuments",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.ListVexDocuments.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.VexDocumentList.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// Attach an OpenVEX 0.2.0 or CSAF 2.0 VEX document; its not_affected and fixed statements suppress findings at once.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)`.
+    package func attachVexDocument(_ input: Operations.AttachVexDocument.Input) async throws -> Operations.AttachVexDocument.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.AttachVexDocument.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/vexDocuments",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .post
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                let body: OpenAPIRuntime.HTTPBody?
+                switch input.body {
+                case let .json(value):
+                    body = try converter.setRequiredRequestBodyAsJSON(
+                        value,
+                        headerFields: &request.headerFields,
+                        contentType: "application/json; charset=utf-8"
+                    )
+                }
+                return (request, body)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 201:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.AttachVexDocument.Output.Created.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.VexDocument.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .created(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)`.
+    package func getVexDocument(_ input: Operations.GetVexDocument.Input) async throws -> Operations.GetVexDocument.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.GetVexDocument.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/vexDocuments/{}",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId,
+                        input.path.vexDocumentId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.GetVexDocument.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.VexDocument.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                case 404:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .notFound(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// Detach a document; the findings it suppressed count again at once.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)`.
+    package func deleteVexDocument(_ input: Operations.DeleteVexDocument.Input) async throws -> Operations.DeleteVexDocument.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.DeleteVexDocument.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/vexDocuments/{}",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId,
+                        input.path.vexDocumentId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .delete
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 204:
+                    return .noContent(.init())
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                case 404:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .notFound(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// Run a query in the findings query language (grammar in the description of this API).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)`.
+    package func runQuery(_ input: Operations.RunQuery.Input) async throws -> Operations.RunQuery.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.RunQuery.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/query",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .post
+                )
+                suppressMutabilityWarning(&request)
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                let body: OpenAPIRuntime.HTTPBody?
+                switch input.body {
+                case let .json(value):
+                    body = try converter.setRequiredRequestBodyAsJSON(
+                        value,
+                        headerFields: &request.headerFields,
+                        contentType: "application/json; charset=utf-8"
+                    )
+                }
+                return (request, body)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.RunQuery.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.QueryResult.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// The findings as a SARIF 2.1.0 log (OASIS); one rule per vulnerability, one result per finding.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)`.
+    package func exportSarif(_ input: Operations.ExportSarif.Input) async throws -> Operations.ExportSarif.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.ExportSarif.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/exports/sarif",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "imageDigest",
+                    value: input.query.imageDigest
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "includeExempt",
+                    value: input.query.includeExempt
+                )
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.ExportSarif.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/sarif+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/sarif+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            OpenAPIRuntime.OpenAPIValueContainer.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationSarifJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// The findings as a CycloneDX 1.6 VEX BOM (JSON); analysis.state reflects disable rules and VEX.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)`.
+    package func exportCycloneDX(_ input: Operations.ExportCycloneDX.Input) async throws -> Operations.ExportCycloneDX.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.ExportCycloneDX.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/exports/cyclonedx",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "imageDigest",
+                    value: input.query.imageDigest
+                )
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.ExportCycloneDX.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/vnd.cyclonedx+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/vnd.cyclonedx+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            OpenAPIRuntime.OpenAPIValueContainer.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationVnd_cyclonedxJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .ok(.init(body: body))
+                case 400:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Components.Responses.Problem.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/problem+json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/problem+json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.Problem.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .applicationProblemJson(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .badRequest(.init(body: body))
+                default:
+                    return .undocumented(
+                        statusCode: response.status.code,
+                        .init(
+                            headerFields: response.headerFields,
+                            body: responseBody
+                        )
+                    )
+                }
+            }
+        )
+    }
+    /// The findings as CSV (RFC 4180, header row, CRLF line ends).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)`.
+    package func exportCsv(_ input: Operations.ExportCsv.Input) async throws -> Operations.ExportCsv.Output {
+        try await client.send(
+            input: input,
+            forOperation: Operations.ExportCsv.id,
+            serializer: { input in
+                let path = try converter.renderedPath(
+                    template: "/v1/tenants/{}/subscriptions/{}/exports/csv",
+                    parameters: [
+                        input.path.tenantId,
+                        input.path.subscriptionId
+                    ]
+                )
+                var request: HTTPTypes.HTTPRequest = .init(
+                    soar_path: path,
+                    method: .get
+                )
+                suppressMutabilityWarning(&request)
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "imageDigest",
+                    value: input.query.imageDigest
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "includeExempt",
+                    value: input.query.includeExempt
+                )
+                converter.setAcceptHeader(
+                    in: &request.headerFields,
+                    contentTypes: input.headers.accept
+                )
+                return (request, nil)
+            },
+            deserializer: { response, responseBody in
+                switch response.status.code {
+                case 200:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.ExportCsv.Output.Ok.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "text/csv"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "text/csv":
+                        body = try converter.getResponseBodyAsBinary(
+                            OpenAPIRuntime.HTTPBody.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .csv(value)
                             }
                         )
                     default:

@@ -9,7 +9,8 @@ info:
   description: |
     Assessments per image digest (Healthy, Unhealthy, NotApplicable) with their findings, the recommendation
     "Container registry images should have vulnerability findings resolved" with remediation per finding,
-    disable rules, the secure score, and a Sub-Assessments-compatible REST API.
+    disable rules, VEX documents, the secure score, a Sub-Assessments-compatible REST API, a query language and
+    exports (SARIF 2.1.0, CycloneDX 1.6 VEX, CSV).
     Errors are RFC 9457 `application/problem+json`. Routes under `/internal` take service tokens only.
 
     **Severity.** Every finding keeps Gantry's own severity (Unknown, Negligible, Low, Medium, High, Critical).
@@ -24,13 +25,29 @@ info:
     whose findings are exempt is NotApplicable with cause `Exempt`. Creating, replacing or deleting a rule
     re-evaluates the images of its scope before the response; an expired rule is found by a periodic check
     (`GANTRY_RULE_EXPIRY_INTERVAL_MS`, default 30000) and re-evaluated the same way. Every change is audited;
-    the actor is the `X-Gantry-Actor` header (user authentication does not exist yet), else `unknown`.
+    the actor is the subject (`sub`) of the caller's user token; no request header can set it.
 
     **Secure score.** Over the images of a subscription (or a registry) that are Healthy (H) or Unhealthy,
     each Unhealthy image weighted by the severity of its worst non-exempt finding (Low and Negligible 1,
     Medium 2, High 4, Critical 8, Unknown as its band), the score is `100 × H / (H + Σ weights)`,
     rounded to two decimals; absent when there is no Healthy or Unhealthy image. NotApplicable images
     (unsupported, or all findings exempt) are outside the score. Every change of a score is kept in its history.
+
+    **VEX.** OpenVEX 0.2.0 and CSAF 2.0 VEX documents attached to a subscription suppress findings with their
+    `not_affected` and `fixed` statements like a disable rule (a rule that matches first wins); attaching or
+    detaching re-evaluates the subscription's images before the response and is audited. Matching is described
+    in the project README ("Findings: VEX, queries, exports").
+
+    **Query language.** A subset of Kusto over the tables `Findings` and `Assessments` (their columns in the
+    README); errors are 400 problems whose detail starts `line L, column C:`. Grammar (EBNF):
+    `query = table { "|" operator }`; `operator = "where" expr | "project" ident {"," ident} |
+    "extend" ident "=" expr {"," ident "=" expr} | "summarize" [ident "="] "count" "(" ")" ["by" ident {"," ident}] |
+    ("order"|"sort") "by" ident ["asc"|"desc"] {"," ident ["asc"|"desc"]} | ("take"|"limit") integer`;
+    `expr = and {"or" and}`; `and = not {"and" not}`; `not = "not" not | comparison`;
+    `comparison = sum [("=="|"!="|"<"|"<="|">"|">="|"contains"|"!contains") sum | ("in"|"!in") "(" expr {"," expr} ")"]`;
+    `sum = product {("+"|"-") product}`; `product = unary {("*"|"/") unary}`; `unary = "-" unary | primary`;
+    `primary = number | string | "true" | "false" | "null" | ident | "(" expr ")" | function "(" [expr {"," expr}] ")"`
+    with the functions tolower, toupper, strlen, strcat, isnull, isnotnull and not.
 servers:
   - url: http://127.0.0.1:8084
 paths:
@@ -166,7 +183,6 @@ paths:
       parameters:
         - { $ref: '#/components/parameters/TenantID' }
         - { $ref: '#/components/parameters/SubscriptionID' }
-        - { $ref: '#/components/parameters/Actor' }
       requestBody:
         required: true
         content:
@@ -202,7 +218,6 @@ paths:
         - { $ref: '#/components/parameters/TenantID' }
         - { $ref: '#/components/parameters/SubscriptionID' }
         - { $ref: '#/components/parameters/RuleID' }
-        - { $ref: '#/components/parameters/Actor' }
       requestBody:
         required: true
         content:
@@ -223,7 +238,6 @@ paths:
         - { $ref: '#/components/parameters/TenantID' }
         - { $ref: '#/components/parameters/SubscriptionID' }
         - { $ref: '#/components/parameters/RuleID' }
-        - { $ref: '#/components/parameters/Actor' }
       responses:
         '204':
           description: Deleted.
@@ -281,6 +295,134 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/SecureScoreHistory' }
         '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments:
+    get:
+      operationId: listVexDocuments
+      summary: The VEX documents attached to the subscription, newest first (statements without the raw document).
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+      responses:
+        '200':
+          description: The documents.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/VexDocumentList' }
+        '400': { $ref: '#/components/responses/Problem' }
+    post:
+      operationId: attachVexDocument
+      summary: Attach an OpenVEX 0.2.0 or CSAF 2.0 VEX document; its not_affected and fixed statements suppress findings at once.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              description: The document exactly as its publisher wrote it (OpenVEX JSON or CSAF JSON).
+      responses:
+        '201':
+          description: The attached document with its statements and how many images changed.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/VexDocument' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}:
+    get:
+      operationId: getVexDocument
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/VexDocumentID' }
+      responses:
+        '200':
+          description: The document's statements.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/VexDocument' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+    delete:
+      operationId: deleteVexDocument
+      summary: Detach a document; the findings it suppressed count again at once.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/VexDocumentID' }
+      responses:
+        '204':
+          description: Detached.
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query:
+    post:
+      operationId: runQuery
+      summary: Run a query in the findings query language (grammar in the description of this API).
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/QueryRequest' }
+      responses:
+        '200':
+          description: The result table.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/QueryResult' }
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif:
+    get:
+      operationId: exportSarif
+      summary: The findings as a SARIF 2.1.0 log (OASIS); one rule per vulnerability, one result per finding.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/ExportDigest' }
+        - { $ref: '#/components/parameters/IncludeExempt' }
+      responses:
+        '200':
+          description: The SARIF log.
+          content:
+            application/sarif+json:
+              schema:
+                description: A SARIF 2.1.0 log (sarif-schema-2.1.0.json).
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx:
+    get:
+      operationId: exportCycloneDX
+      summary: The findings as a CycloneDX 1.6 VEX BOM (JSON); analysis.state reflects disable rules and VEX.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/ExportDigest' }
+      responses:
+        '200':
+          description: The BOM.
+          content:
+            application/vnd.cyclonedx+json:
+              schema:
+                description: A CycloneDX 1.6 BOM (bom-1.6.schema.json).
+        '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv:
+    get:
+      operationId: exportCsv
+      summary: The findings as CSV (RFC 4180, header row, CRLF line ends).
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/SubscriptionID' }
+        - { $ref: '#/components/parameters/ExportDigest' }
+        - { $ref: '#/components/parameters/IncludeExempt' }
+      responses:
+        '200':
+          description: The CSV text.
+          content:
+            text/csv:
+              schema: { type: string }
+        '400': { $ref: '#/components/responses/Problem' }
 components:
   parameters:
     TenantID:
@@ -303,11 +445,16 @@ components:
       in: path
       required: true
       schema: { type: string, format: uuid }
-    Actor:
-      name: X-Gantry-Actor
-      in: header
+    VexDocumentID:
+      name: vexDocumentId
+      in: path
+      required: true
+      schema: { type: string, format: uuid }
+    ExportDigest:
+      name: imageDigest
+      in: query
       required: false
-      description: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+      description: Only this image digest's findings; default all of the subscription's.
       schema: { type: string }
     IncludeExempt:
       name: includeExempt
@@ -470,11 +617,13 @@ components:
           items: { $ref: '#/components/schemas/Assessment' }
     ExemptFinding:
       type: object
-      required: [finding, ruleId, justification]
+      required: [finding, justification]
+      description: A finding suppressed by a disable rule (ruleId) or by a VEX statement (vexDocumentId).
       properties:
         finding: { $ref: '#/components/schemas/Finding' }
         ruleId: { type: string, format: uuid }
-        justification: { type: string }
+        vexDocumentId: { type: string, format: uuid }
+        justification: { type: string, description: "The rule's justification, or the VEX document's ID with the statement's status and justification." }
     Recommendation:
       type: object
       description: Present on Unhealthy images only.
@@ -613,6 +762,7 @@ components:
         knownExploited: { type: boolean }
         epss: { type: number, format: double }
         exemptByRuleId: { type: string, format: uuid }
+        exemptByVexDocumentId: { type: string, format: uuid }
         tags: { $ref: '#/components/schemas/ImageTags' }
     RuleScopeKind:
       type: string
@@ -701,7 +851,7 @@ components:
         id: { type: string, format: uuid }
         ruleId: { type: string, format: uuid }
         action: { type: string, enum: [created, replaced, deleted, expired] }
-        actor: { type: string, description: 'X-Gantry-Actor of the request, `unknown`, or `system` for expiry.' }
+        actor: { type: string, description: 'The `sub` of the user token that made the change, or `system` for expiry.' }
         at: { type: string, format: date-time }
         rule: { $ref: '#/components/schemas/DisableRule', description: 'The rule after the change (before it, for a deletion).' }
         affectedImages: { type: integer, description: 'Images whose assessment changed.' }
@@ -739,5 +889,82 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/SecureScore' }
+    VexProduct:
+      type: object
+      required: [id]
+      description: A product a statement names, with what identifies it (OpenVEX product / CSAF product_tree entry).
+      properties:
+        id: { type: string, description: 'OpenVEX @id, or the CSAF product_id.' }
+        name: { type: string, description: 'The CSAF product name.' }
+        purls:
+          type: array
+          items: { type: string }
+        hashes:
+          type: array
+          description: Image digests (`sha256:…`) the product is.
+          items: { type: string }
+        subcomponents:
+          type: array
+          description: Package purls inside the product (an image); a finding matches only these when present.
+          items: { type: string }
+        platform: { type: string, description: "CSAF: the CPE of the platform a relationship puts the package on (cpe:/o:redhat:enterprise_linux:6); a finding matches only on that platform (namespace rhel:6)." }
+    VexStatement:
+      type: object
+      required: [vulnerability, aliases, status, products]
+      properties:
+        vulnerability: { type: string, description: 'The vulnerability name (CVE-…), as the document gives it.' }
+        aliases:
+          type: array
+          description: Other IDs of the vulnerability (CVE IDs extracted from alias URLs too).
+          items: { type: string }
+        status: { type: string, enum: [not_affected, affected, fixed, under_investigation] }
+        justification: { type: string, description: 'OpenVEX justification, or the CSAF flag label.' }
+        impactStatement: { type: string }
+        products:
+          type: array
+          items: { $ref: '#/components/schemas/VexProduct' }
+    VexDocument:
+      type: object
+      required: [id, subscriptionId, format, documentId, statements, attachedAt, attachedBy]
+      properties:
+        id: { type: string, format: uuid, description: "Gantry's ID of the attachment." }
+        subscriptionId: { type: string, format: uuid }
+        format: { type: string, enum: [openvex, csaf] }
+        documentId: { type: string, description: 'OpenVEX @id, or CSAF document.tracking.id.' }
+        author: { type: string, description: 'OpenVEX author, or CSAF document.publisher.name.' }
+        version: { type: string }
+        issuedAt: { type: string, format: date-time, description: 'OpenVEX timestamp, or CSAF tracking.current_release_date.' }
+        statements:
+          type: array
+          items: { $ref: '#/components/schemas/VexStatement' }
+        attachedAt: { type: string, format: date-time }
+        attachedBy: { type: string }
+        affectedImages: { type: integer, description: 'On attach: images whose assessment changed.' }
+    VexDocumentList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/VexDocument' }
+    QueryRequest:
+      type: object
+      required: [query]
+      properties:
+        query: { type: string, description: 'At most 10000 characters.' }
+    QueryResult:
+      type: object
+      required: [columns, rows, truncated]
+      properties:
+        columns:
+          type: array
+          items: { type: string }
+        rows:
+          type: array
+          description: One array of values per row, in the order of `columns` (strings, numbers, booleans or null).
+          items:
+            type: array
+            items: {}
+        truncated: { type: boolean, description: 'True when more rows existed than the result bound (1000 rows; 100000 input rows).' }
 
 """#

@@ -190,6 +190,94 @@ extension APIProtocol {
             method: .get,
             path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history")
         )
+        try transport.register(
+            {
+                try await server.listVexDocuments(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments")
+        )
+        try transport.register(
+            {
+                try await server.attachVexDocument(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .post,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments")
+        )
+        try transport.register(
+            {
+                try await server.getVexDocument(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}")
+        )
+        try transport.register(
+            {
+                try await server.deleteVexDocument(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .delete,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}")
+        )
+        try transport.register(
+            {
+                try await server.runQuery(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .post,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query")
+        )
+        try transport.register(
+            {
+                try await server.exportSarif(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif")
+        )
+        try transport.register(
+            {
+                try await server.exportCycloneDX(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx")
+        )
+        try transport.register(
+            {
+                try await server.exportCsv(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv")
+        )
     }
 }
 
@@ -915,14 +1003,7 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                         as: Components.Parameters.SubscriptionID.self
                     )
                 )
-                let headers: Operations.CreateRule.Input.Headers = .init(
-                    xGantryActor: try converter.getOptionalHeaderFieldAsURI(
-                        in: request.headerFields,
-                        name: "X-Gantry-Actor",
-                        as: Components.Parameters.Actor.self
-                    ),
-                    accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields)
-                )
+                let headers: Operations.CreateRule.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
                 let contentType = converter.extractContentTypeIfPresent(in: request.headerFields)
                 let body: Operations.CreateRule.Input.Body
                 let chosenContentType = try converter.bestContentType(
@@ -1131,14 +1212,7 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                         as: Components.Parameters.RuleID.self
                     )
                 )
-                let headers: Operations.ReplaceRule.Input.Headers = .init(
-                    xGantryActor: try converter.getOptionalHeaderFieldAsURI(
-                        in: request.headerFields,
-                        name: "X-Gantry-Actor",
-                        as: Components.Parameters.Actor.self
-                    ),
-                    accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields)
-                )
+                let headers: Operations.ReplaceRule.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
                 let contentType = converter.extractContentTypeIfPresent(in: request.headerFields)
                 let body: Operations.ReplaceRule.Input.Body
                 let chosenContentType = try converter.bestContentType(
@@ -1262,14 +1336,7 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                         as: Components.Parameters.RuleID.self
                     )
                 )
-                let headers: Operations.DeleteRule.Input.Headers = .init(
-                    xGantryActor: try converter.getOptionalHeaderFieldAsURI(
-                        in: request.headerFields,
-                        name: "X-Gantry-Actor",
-                        as: Components.Parameters.Actor.self
-                    ),
-                    accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields)
-                )
+                let headers: Operations.DeleteRule.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
                 return Operations.DeleteRule.Input(
                     path: path,
                     headers: headers
@@ -1571,6 +1638,761 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
                             value,
                             headerFields: &response.headerFields,
                             contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// The VEX documents attached to the subscription, newest first (statements without the raw document).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)`.
+    func listVexDocuments(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.ListVexDocuments.id,
+            using: {
+                APIHandler.listVexDocuments($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.ListVexDocuments.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    )
+                )
+                let headers: Operations.ListVexDocuments.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.ListVexDocuments.Input(
+                    path: path,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// Attach an OpenVEX 0.2.0 or CSAF 2.0 VEX document; its not_affected and fixed statements suppress findings at once.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)`.
+    func attachVexDocument(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.AttachVexDocument.id,
+            using: {
+                APIHandler.attachVexDocument($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.AttachVexDocument.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    )
+                )
+                let headers: Operations.AttachVexDocument.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                let contentType = converter.extractContentTypeIfPresent(in: request.headerFields)
+                let body: Operations.AttachVexDocument.Input.Body
+                let chosenContentType = try converter.bestContentType(
+                    received: contentType,
+                    options: [
+                        "application/json"
+                    ]
+                )
+                switch chosenContentType {
+                case "application/json":
+                    body = try await converter.getRequiredRequestBodyAsJSON(
+                        OpenAPIRuntime.OpenAPIValueContainer.self,
+                        from: requestBody,
+                        transforming: { value in
+                            .json(value)
+                        }
+                    )
+                default:
+                    preconditionFailure("bestContentType chose an invalid content type.")
+                }
+                return Operations.AttachVexDocument.Input(
+                    path: path,
+                    headers: headers,
+                    body: body
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .created(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 201)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)`.
+    func getVexDocument(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.GetVexDocument.id,
+            using: {
+                APIHandler.getVexDocument($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.GetVexDocument.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    ),
+                    vexDocumentId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "vexDocumentId",
+                        as: Components.Parameters.VexDocumentID.self
+                    )
+                )
+                let headers: Operations.GetVexDocument.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.GetVexDocument.Input(
+                    path: path,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .notFound(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 404)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// Detach a document; the findings it suppressed count again at once.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)`.
+    func deleteVexDocument(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.DeleteVexDocument.id,
+            using: {
+                APIHandler.deleteVexDocument($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.DeleteVexDocument.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    ),
+                    vexDocumentId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "vexDocumentId",
+                        as: Components.Parameters.VexDocumentID.self
+                    )
+                )
+                let headers: Operations.DeleteVexDocument.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.DeleteVexDocument.Input(
+                    path: path,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .noContent(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 204)
+                    suppressMutabilityWarning(&response)
+                    return (response, nil)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .notFound(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 404)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// Run a query in the findings query language (grammar in the description of this API).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)`.
+    func runQuery(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.RunQuery.id,
+            using: {
+                APIHandler.runQuery($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.RunQuery.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    )
+                )
+                let headers: Operations.RunQuery.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                let contentType = converter.extractContentTypeIfPresent(in: request.headerFields)
+                let body: Operations.RunQuery.Input.Body
+                let chosenContentType = try converter.bestContentType(
+                    received: contentType,
+                    options: [
+                        "application/json"
+                    ]
+                )
+                switch chosenContentType {
+                case "application/json":
+                    body = try await converter.getRequiredRequestBodyAsJSON(
+                        Components.Schemas.QueryRequest.self,
+                        from: requestBody,
+                        transforming: { value in
+                            .json(value)
+                        }
+                    )
+                default:
+                    preconditionFailure("bestContentType chose an invalid content type.")
+                }
+                return Operations.RunQuery.Input(
+                    path: path,
+                    headers: headers,
+                    body: body
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// The findings as a SARIF 2.1.0 log (OASIS); one rule per vulnerability, one result per finding.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)`.
+    func exportSarif(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.ExportSarif.id,
+            using: {
+                APIHandler.exportSarif($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.ExportSarif.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    )
+                )
+                let query: Operations.ExportSarif.Input.Query = .init(
+                    imageDigest: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "imageDigest",
+                        as: Components.Parameters.ExportDigest.self
+                    ),
+                    includeExempt: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "includeExempt",
+                        as: Components.Parameters.IncludeExempt.self
+                    )
+                )
+                let headers: Operations.ExportSarif.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.ExportSarif.Input(
+                    path: path,
+                    query: query,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationSarifJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/sarif+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/sarif+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// The findings as a CycloneDX 1.6 VEX BOM (JSON); analysis.state reflects disable rules and VEX.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)`.
+    func exportCycloneDX(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.ExportCycloneDX.id,
+            using: {
+                APIHandler.exportCycloneDX($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.ExportCycloneDX.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    )
+                )
+                let query: Operations.ExportCycloneDX.Input.Query = .init(imageDigest: try converter.getOptionalQueryItemAsURI(
+                    in: request.soar_query,
+                    style: .form,
+                    explode: true,
+                    name: "imageDigest",
+                    as: Components.Parameters.ExportDigest.self
+                ))
+                let headers: Operations.ExportCycloneDX.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.ExportCycloneDX.Input(
+                    path: path,
+                    query: query,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationVnd_cyclonedxJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/vnd.cyclonedx+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/vnd.cyclonedx+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
+    /// The findings as CSV (RFC 4180, header row, CRLF line ends).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)`.
+    func exportCsv(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.ExportCsv.id,
+            using: {
+                APIHandler.exportCsv($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.ExportCsv.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    subscriptionId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "subscriptionId",
+                        as: Components.Parameters.SubscriptionID.self
+                    )
+                )
+                let query: Operations.ExportCsv.Input.Query = .init(
+                    imageDigest: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "imageDigest",
+                        as: Components.Parameters.ExportDigest.self
+                    ),
+                    includeExempt: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "includeExempt",
+                        as: Components.Parameters.IncludeExempt.self
+                    )
+                )
+                let headers: Operations.ExportCsv.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.ExportCsv.Input(
+                    path: path,
+                    query: query,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .csv(value):
+                        try converter.validateAcceptIfPresent(
+                            "text/csv",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsBinary(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "text/csv"
                         )
                     }
                     return (response, body)

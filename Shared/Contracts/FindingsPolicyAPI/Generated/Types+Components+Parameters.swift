@@ -26,10 +26,12 @@ extension Components {
         package typealias ImageDigest = Swift.String
         /// - Remark: Generated from `#/components/parameters/RuleID`.
         package typealias RuleID = Swift.String
-        /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
+        /// - Remark: Generated from `#/components/parameters/VexDocumentID`.
+        package typealias VexDocumentID = Swift.String
+        /// Only this image digest's findings; default all of the subscription's.
         ///
-        /// - Remark: Generated from `#/components/parameters/Actor`.
-        package typealias Actor = Swift.String
+        /// - Remark: Generated from `#/components/parameters/ExportDigest`.
+        package typealias ExportDigest = Swift.String
         /// Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
         ///
         /// - Remark: Generated from `#/components/parameters/IncludeExempt`.

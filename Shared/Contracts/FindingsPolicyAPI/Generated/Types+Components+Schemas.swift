@@ -573,12 +573,18 @@ extension Components {
                 case items
             }
         }
+        /// A finding suppressed by a disable rule (ruleId) or by a VEX statement (vexDocumentId).
+        ///
         /// - Remark: Generated from `#/components/schemas/ExemptFinding`.
         package struct ExemptFinding: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/ExemptFinding/finding`.
             package var finding: Components.Schemas.Finding
             /// - Remark: Generated from `#/components/schemas/ExemptFinding/ruleId`.
-            package var ruleId: Swift.String
+            package var ruleId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ExemptFinding/vexDocumentId`.
+            package var vexDocumentId: Swift.String?
+            /// The rule's justification, or the VEX document's ID with the statement's status and justification.
+            ///
             /// - Remark: Generated from `#/components/schemas/ExemptFinding/justification`.
             package var justification: Swift.String
             /// Creates a new `ExemptFinding`.
@@ -586,19 +592,23 @@ extension Components {
             /// - Parameters:
             ///   - finding:
             ///   - ruleId:
-            ///   - justification:
+            ///   - vexDocumentId:
+            ///   - justification: The rule's justification, or the VEX document's ID with the statement's status and justification.
             package init(
                 finding: Components.Schemas.Finding,
-                ruleId: Swift.String,
+                ruleId: Swift.String? = nil,
+                vexDocumentId: Swift.String? = nil,
                 justification: Swift.String
             ) {
                 self.finding = finding
                 self.ruleId = ruleId
+                self.vexDocumentId = vexDocumentId
                 self.justification = justification
             }
             package enum CodingKeys: String, CodingKey {
                 case finding
                 case ruleId
+                case vexDocumentId
                 case justification
             }
         }
@@ -1137,6 +1147,8 @@ extension Components {
             package var epss: Swift.Double?
             /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/exemptByRuleId`.
             package var exemptByRuleId: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/exemptByVexDocumentId`.
+            package var exemptByVexDocumentId: Swift.String?
             /// - Remark: Generated from `#/components/schemas/ContainerRegistryVulnerabilityProperties/tags`.
             package var tags: Components.Schemas.ImageTags
             /// Creates a new `ContainerRegistryVulnerabilityProperties`.
@@ -1160,6 +1172,7 @@ extension Components {
             ///   - knownExploited:
             ///   - epss:
             ///   - exemptByRuleId:
+            ///   - exemptByVexDocumentId:
             ///   - tags:
             package init(
                 assessedResourceType: Components.Schemas.ContainerRegistryVulnerabilityProperties.AssessedResourceTypePayload,
@@ -1180,6 +1193,7 @@ extension Components {
                 knownExploited: Swift.Bool? = nil,
                 epss: Swift.Double? = nil,
                 exemptByRuleId: Swift.String? = nil,
+                exemptByVexDocumentId: Swift.String? = nil,
                 tags: Components.Schemas.ImageTags
             ) {
                 self.assessedResourceType = assessedResourceType
@@ -1200,6 +1214,7 @@ extension Components {
                 self.knownExploited = knownExploited
                 self.epss = epss
                 self.exemptByRuleId = exemptByRuleId
+                self.exemptByVexDocumentId = exemptByVexDocumentId
                 self.tags = tags
             }
             package enum CodingKeys: String, CodingKey {
@@ -1221,6 +1236,7 @@ extension Components {
                 case knownExploited
                 case epss
                 case exemptByRuleId
+                case exemptByVexDocumentId
                 case tags
             }
         }
@@ -1519,7 +1535,7 @@ extension Components {
             }
             /// - Remark: Generated from `#/components/schemas/AuditEvent/action`.
             package var action: Components.Schemas.AuditEvent.ActionPayload
-            /// X-Gantry-Actor of the request, `unknown`, or `system` for expiry.
+            /// The `sub` of the user token that made the change, or `system` for expiry.
             ///
             /// - Remark: Generated from `#/components/schemas/AuditEvent/actor`.
             package var actor: Swift.String
@@ -1539,7 +1555,7 @@ extension Components {
             ///   - id:
             ///   - ruleId:
             ///   - action:
-            ///   - actor: X-Gantry-Actor of the request, `unknown`, or `system` for expiry.
+            ///   - actor: The `sub` of the user token that made the change, or `system` for expiry.
             ///   - at:
             ///   - rule: The rule after the change (before it, for a deletion).
             ///   - affectedImages: Images whose assessment changed.
@@ -1686,6 +1702,282 @@ extension Components {
             }
             package enum CodingKeys: String, CodingKey {
                 case items
+            }
+        }
+        /// A product a statement names, with what identifies it (OpenVEX product / CSAF product_tree entry).
+        ///
+        /// - Remark: Generated from `#/components/schemas/VexProduct`.
+        package struct VexProduct: Codable, Hashable, Sendable {
+            /// OpenVEX @id, or the CSAF product_id.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexProduct/id`.
+            package var id: Swift.String
+            /// The CSAF product name.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexProduct/name`.
+            package var name: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/VexProduct/purls`.
+            package var purls: [Swift.String]?
+            /// Image digests (`sha256:…`) the product is.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexProduct/hashes`.
+            package var hashes: [Swift.String]?
+            /// Package purls inside the product (an image); a finding matches only these when present.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexProduct/subcomponents`.
+            package var subcomponents: [Swift.String]?
+            /// CSAF: the CPE of the platform a relationship puts the package on (cpe:/o:redhat:enterprise_linux:6); a finding matches only on that platform (namespace rhel:6).
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexProduct/platform`.
+            package var platform: Swift.String?
+            /// Creates a new `VexProduct`.
+            ///
+            /// - Parameters:
+            ///   - id: OpenVEX @id, or the CSAF product_id.
+            ///   - name: The CSAF product name.
+            ///   - purls:
+            ///   - hashes: Image digests (`sha256:…`) the product is.
+            ///   - subcomponents: Package purls inside the product (an image); a finding matches only these when present.
+            ///   - platform: CSAF: the CPE of the platform a relationship puts the package on (cpe:/o:redhat:enterprise_linux:6); a finding matches only on that platform (namespace rhel:6).
+            package init(
+                id: Swift.String,
+                name: Swift.String? = nil,
+                purls: [Swift.String]? = nil,
+                hashes: [Swift.String]? = nil,
+                subcomponents: [Swift.String]? = nil,
+                platform: Swift.String? = nil
+            ) {
+                self.id = id
+                self.name = name
+                self.purls = purls
+                self.hashes = hashes
+                self.subcomponents = subcomponents
+                self.platform = platform
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case name
+                case purls
+                case hashes
+                case subcomponents
+                case platform
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/VexStatement`.
+        package struct VexStatement: Codable, Hashable, Sendable {
+            /// The vulnerability name (CVE-…), as the document gives it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexStatement/vulnerability`.
+            package var vulnerability: Swift.String
+            /// Other IDs of the vulnerability (CVE IDs extracted from alias URLs too).
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexStatement/aliases`.
+            package var aliases: [Swift.String]
+            /// - Remark: Generated from `#/components/schemas/VexStatement/status`.
+            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case notAffected = "not_affected"
+                case affected = "affected"
+                case fixed = "fixed"
+                case underInvestigation = "under_investigation"
+            }
+            /// - Remark: Generated from `#/components/schemas/VexStatement/status`.
+            package var status: Components.Schemas.VexStatement.StatusPayload
+            /// OpenVEX justification, or the CSAF flag label.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexStatement/justification`.
+            package var justification: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/VexStatement/impactStatement`.
+            package var impactStatement: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/VexStatement/products`.
+            package var products: [Components.Schemas.VexProduct]
+            /// Creates a new `VexStatement`.
+            ///
+            /// - Parameters:
+            ///   - vulnerability: The vulnerability name (CVE-…), as the document gives it.
+            ///   - aliases: Other IDs of the vulnerability (CVE IDs extracted from alias URLs too).
+            ///   - status:
+            ///   - justification: OpenVEX justification, or the CSAF flag label.
+            ///   - impactStatement:
+            ///   - products:
+            package init(
+                vulnerability: Swift.String,
+                aliases: [Swift.String],
+                status: Components.Schemas.VexStatement.StatusPayload,
+                justification: Swift.String? = nil,
+                impactStatement: Swift.String? = nil,
+                products: [Components.Schemas.VexProduct]
+            ) {
+                self.vulnerability = vulnerability
+                self.aliases = aliases
+                self.status = status
+                self.justification = justification
+                self.impactStatement = impactStatement
+                self.products = products
+            }
+            package enum CodingKeys: String, CodingKey {
+                case vulnerability
+                case aliases
+                case status
+                case justification
+                case impactStatement
+                case products
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/VexDocument`.
+        package struct VexDocument: Codable, Hashable, Sendable {
+            /// Gantry's ID of the attachment.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexDocument/id`.
+            package var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/VexDocument/subscriptionId`.
+            package var subscriptionId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/VexDocument/format`.
+            @frozen package enum FormatPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case openvex = "openvex"
+                case csaf = "csaf"
+            }
+            /// - Remark: Generated from `#/components/schemas/VexDocument/format`.
+            package var format: Components.Schemas.VexDocument.FormatPayload
+            /// OpenVEX @id, or CSAF document.tracking.id.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexDocument/documentId`.
+            package var documentId: Swift.String
+            /// OpenVEX author, or CSAF document.publisher.name.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexDocument/author`.
+            package var author: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/VexDocument/version`.
+            package var version: Swift.String?
+            /// OpenVEX timestamp, or CSAF tracking.current_release_date.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexDocument/issuedAt`.
+            package var issuedAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/VexDocument/statements`.
+            package var statements: [Components.Schemas.VexStatement]
+            /// - Remark: Generated from `#/components/schemas/VexDocument/attachedAt`.
+            package var attachedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/VexDocument/attachedBy`.
+            package var attachedBy: Swift.String
+            /// On attach: images whose assessment changed.
+            ///
+            /// - Remark: Generated from `#/components/schemas/VexDocument/affectedImages`.
+            package var affectedImages: Swift.Int?
+            /// Creates a new `VexDocument`.
+            ///
+            /// - Parameters:
+            ///   - id: Gantry's ID of the attachment.
+            ///   - subscriptionId:
+            ///   - format:
+            ///   - documentId: OpenVEX @id, or CSAF document.tracking.id.
+            ///   - author: OpenVEX author, or CSAF document.publisher.name.
+            ///   - version:
+            ///   - issuedAt: OpenVEX timestamp, or CSAF tracking.current_release_date.
+            ///   - statements:
+            ///   - attachedAt:
+            ///   - attachedBy:
+            ///   - affectedImages: On attach: images whose assessment changed.
+            package init(
+                id: Swift.String,
+                subscriptionId: Swift.String,
+                format: Components.Schemas.VexDocument.FormatPayload,
+                documentId: Swift.String,
+                author: Swift.String? = nil,
+                version: Swift.String? = nil,
+                issuedAt: Foundation.Date? = nil,
+                statements: [Components.Schemas.VexStatement],
+                attachedAt: Foundation.Date,
+                attachedBy: Swift.String,
+                affectedImages: Swift.Int? = nil
+            ) {
+                self.id = id
+                self.subscriptionId = subscriptionId
+                self.format = format
+                self.documentId = documentId
+                self.author = author
+                self.version = version
+                self.issuedAt = issuedAt
+                self.statements = statements
+                self.attachedAt = attachedAt
+                self.attachedBy = attachedBy
+                self.affectedImages = affectedImages
+            }
+            package enum CodingKeys: String, CodingKey {
+                case id
+                case subscriptionId
+                case format
+                case documentId
+                case author
+                case version
+                case issuedAt
+                case statements
+                case attachedAt
+                case attachedBy
+                case affectedImages
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/VexDocumentList`.
+        package struct VexDocumentList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/VexDocumentList/items`.
+            package var items: [Components.Schemas.VexDocument]
+            /// Creates a new `VexDocumentList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            package init(items: [Components.Schemas.VexDocument]) {
+                self.items = items
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/QueryRequest`.
+        package struct QueryRequest: Codable, Hashable, Sendable {
+            /// At most 10000 characters.
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueryRequest/query`.
+            package var query: Swift.String
+            /// Creates a new `QueryRequest`.
+            ///
+            /// - Parameters:
+            ///   - query: At most 10000 characters.
+            package init(query: Swift.String) {
+                self.query = query
+            }
+            package enum CodingKeys: String, CodingKey {
+                case query
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/QueryResult`.
+        package struct QueryResult: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/QueryResult/columns`.
+            package var columns: [Swift.String]
+            /// One array of values per row, in the order of `columns` (strings, numbers, booleans or null).
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueryResult/rows`.
+            package var rows: [[OpenAPIRuntime.OpenAPIValueContainer]]
+            /// True when more rows existed than the result bound (1000 rows; 100000 input rows).
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueryResult/truncated`.
+            package var truncated: Swift.Bool
+            /// Creates a new `QueryResult`.
+            ///
+            /// - Parameters:
+            ///   - columns:
+            ///   - rows: One array of values per row, in the order of `columns` (strings, numbers, booleans or null).
+            ///   - truncated: True when more rows existed than the result bound (1000 rows; 100000 input rows).
+            package init(
+                columns: [Swift.String],
+                rows: [[OpenAPIRuntime.OpenAPIValueContainer]],
+                truncated: Swift.Bool
+            ) {
+                self.columns = columns
+                self.rows = rows
+                self.truncated = truncated
+            }
+            package enum CodingKeys: String, CodingKey {
+                case columns
+                case rows
+                case truncated
             }
         }
     }

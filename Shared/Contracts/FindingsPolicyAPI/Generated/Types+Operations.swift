@@ -1339,21 +1339,12 @@ package enum Operations {
             package var path: Operations.CreateRule.Input.Path
             /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/header`.
             package struct Headers: Sendable, Hashable {
-                /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
-                ///
-                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/POST/header/X-Gantry-Actor`.
-                package var xGantryActor: Components.Parameters.Actor?
                 package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateRule.AcceptableContentType>]
                 /// Creates a new `Headers`.
                 ///
                 /// - Parameters:
-                ///   - xGantryActor: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
                 ///   - accept:
-                package init(
-                    xGantryActor: Components.Parameters.Actor? = nil,
-                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateRule.AcceptableContentType>] = .defaultValues()
-                ) {
-                    self.xGantryActor = xGantryActor
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateRule.AcceptableContentType>] = .defaultValues()) {
                     self.accept = accept
                 }
             }
@@ -1718,21 +1709,12 @@ package enum Operations {
             package var path: Operations.ReplaceRule.Input.Path
             /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/header`.
             package struct Headers: Sendable, Hashable {
-                /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
-                ///
-                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/PUT/header/X-Gantry-Actor`.
-                package var xGantryActor: Components.Parameters.Actor?
                 package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ReplaceRule.AcceptableContentType>]
                 /// Creates a new `Headers`.
                 ///
                 /// - Parameters:
-                ///   - xGantryActor: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
                 ///   - accept:
-                package init(
-                    xGantryActor: Components.Parameters.Actor? = nil,
-                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ReplaceRule.AcceptableContentType>] = .defaultValues()
-                ) {
-                    self.xGantryActor = xGantryActor
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ReplaceRule.AcceptableContentType>] = .defaultValues()) {
                     self.accept = accept
                 }
             }
@@ -1928,21 +1910,12 @@ package enum Operations {
             package var path: Operations.DeleteRule.Input.Path
             /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/header`.
             package struct Headers: Sendable, Hashable {
-                /// Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
-                ///
-                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/rules/{ruleId}/DELETE/header/X-Gantry-Actor`.
-                package var xGantryActor: Components.Parameters.Actor?
                 package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteRule.AcceptableContentType>]
                 /// Creates a new `Headers`.
                 ///
                 /// - Parameters:
-                ///   - xGantryActor: Who makes the change, recorded in the audit log (at most 200 characters); `unknown` when absent.
                 ///   - accept:
-                package init(
-                    xGantryActor: Components.Parameters.Actor? = nil,
-                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteRule.AcceptableContentType>] = .defaultValues()
-                ) {
-                    self.xGantryActor = xGantryActor
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteRule.AcceptableContentType>] = .defaultValues()) {
                     self.accept = accept
                 }
             }
@@ -2610,6 +2583,1440 @@ package enum Operations {
             package static var allCases: [Self] {
                 [
                     .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The VEX documents attached to the subscription, newest first (statements without the raw document).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)`.
+    package enum ListVexDocuments {
+        package static let id: Swift.String = "listVexDocuments"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ListVexDocuments.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListVexDocuments.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListVexDocuments.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListVexDocuments.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.ListVexDocuments.Input.Path,
+                headers: Operations.ListVexDocuments.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.VexDocumentList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.VexDocumentList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListVexDocuments.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListVexDocuments.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The documents.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListVexDocuments.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListVexDocuments.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Attach an OpenVEX 0.2.0 or CSAF 2.0 VEX document; its not_affected and fixed statements suppress findings at once.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)`.
+    package enum AttachVexDocument {
+        package static let id: Swift.String = "attachVexDocument"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.AttachVexDocument.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.AttachVexDocument.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.AttachVexDocument.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.AttachVexDocument.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/requestBody/content/application\/json`.
+                case json(OpenAPIRuntime.OpenAPIValueContainer)
+            }
+            package var body: Operations.AttachVexDocument.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            ///   - body:
+            package init(
+                path: Operations.AttachVexDocument.Input.Path,
+                headers: Operations.AttachVexDocument.Input.Headers = .init(),
+                body: Operations.AttachVexDocument.Input.Body
+            ) {
+                self.path = path
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Created: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/responses/201/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/POST/responses/201/content/application\/json`.
+                    case json(Components.Schemas.VexDocument)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.VexDocument {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.AttachVexDocument.Output.Created.Body
+                /// Creates a new `Created`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.AttachVexDocument.Output.Created.Body) {
+                    self.body = body
+                }
+            }
+            /// The attached document with its statements and how many images changed.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)/responses/201`.
+            ///
+            /// HTTP response code: `201 created`.
+            case created(Operations.AttachVexDocument.Output.Created)
+            /// The associated value of the enum case if `self` is `.created`.
+            ///
+            /// - Throws: An error if `self` is not `.created`.
+            /// - SeeAlso: `.created`.
+            package var created: Operations.AttachVexDocument.Output.Created {
+                get throws {
+                    switch self {
+                    case let .created(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "created",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)`.
+    package enum GetVexDocument {
+        package static let id: Swift.String = "getVexDocument"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/path/vexDocumentId`.
+                package var vexDocumentId: Components.Parameters.VexDocumentID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - vexDocumentId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    vexDocumentId: Components.Parameters.VexDocumentID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.vexDocumentId = vexDocumentId
+                }
+            }
+            package var path: Operations.GetVexDocument.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetVexDocument.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetVexDocument.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetVexDocument.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.GetVexDocument.Input.Path,
+                headers: Operations.GetVexDocument.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.VexDocument)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.VexDocument {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetVexDocument.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetVexDocument.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The document's statements.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetVexDocument.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetVexDocument.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Detach a document; the findings it suppressed count again at once.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)`.
+    package enum DeleteVexDocument {
+        package static let id: Swift.String = "deleteVexDocument"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/DELETE/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/DELETE/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/DELETE/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/DELETE/path/vexDocumentId`.
+                package var vexDocumentId: Components.Parameters.VexDocumentID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                ///   - vexDocumentId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID,
+                    vexDocumentId: Components.Parameters.VexDocumentID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                    self.vexDocumentId = vexDocumentId
+                }
+            }
+            package var path: Operations.DeleteVexDocument.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/DELETE/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteVexDocument.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.DeleteVexDocument.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.DeleteVexDocument.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.DeleteVexDocument.Input.Path,
+                headers: Operations.DeleteVexDocument.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct NoContent: Sendable, Hashable {
+                /// Creates a new `NoContent`.
+                package init() {}
+            }
+            /// Detached.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)/responses/204`.
+            ///
+            /// HTTP response code: `204 noContent`.
+            case noContent(Operations.DeleteVexDocument.Output.NoContent)
+            /// Detached.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)/responses/204`.
+            ///
+            /// HTTP response code: `204 noContent`.
+            package static var noContent: Self {
+                .noContent(.init())
+            }
+            /// The associated value of the enum case if `self` is `.noContent`.
+            ///
+            /// - Throws: An error if `self` is not `.noContent`.
+            /// - SeeAlso: `.noContent`.
+            package var noContent: Operations.DeleteVexDocument.Output.NoContent {
+                get throws {
+                    switch self {
+                    case let .noContent(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "noContent",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Run a query in the findings query language (grammar in the description of this API).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)`.
+    package enum RunQuery {
+        package static let id: Swift.String = "runQuery"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.RunQuery.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.RunQuery.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.RunQuery.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.RunQuery.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/requestBody/content/application\/json`.
+                case json(Components.Schemas.QueryRequest)
+            }
+            package var body: Operations.RunQuery.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            ///   - body:
+            package init(
+                path: Operations.RunQuery.Input.Path,
+                headers: Operations.RunQuery.Input.Headers = .init(),
+                body: Operations.RunQuery.Input.Body
+            ) {
+                self.path = path
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/POST/responses/200/content/application\/json`.
+                    case json(Components.Schemas.QueryResult)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.QueryResult {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.RunQuery.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.RunQuery.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The result table.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.RunQuery.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.RunQuery.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The findings as a SARIF 2.1.0 log (OASIS); one rule per vulnerability, one result per finding.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)`.
+    package enum ExportSarif {
+        package static let id: Swift.String = "exportSarif"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ExportSarif.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// Only this image digest's findings; default all of the subscription's.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/query/imageDigest`.
+                package var imageDigest: Components.Parameters.ExportDigest?
+                /// Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/query/includeExempt`.
+                package var includeExempt: Components.Parameters.IncludeExempt?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - imageDigest: Only this image digest's findings; default all of the subscription's.
+                ///   - includeExempt: Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                package init(
+                    imageDigest: Components.Parameters.ExportDigest? = nil,
+                    includeExempt: Components.Parameters.IncludeExempt? = nil
+                ) {
+                    self.imageDigest = imageDigest
+                    self.includeExempt = includeExempt
+                }
+            }
+            package var query: Operations.ExportSarif.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ExportSarif.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ExportSarif.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ExportSarif.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ExportSarif.Input.Path,
+                query: Operations.ExportSarif.Input.Query = .init(),
+                headers: Operations.ExportSarif.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/GET/responses/200/content/application\/sarif+json`.
+                    case applicationSarifJson(OpenAPIRuntime.OpenAPIValueContainer)
+                    /// The associated value of the enum case if `self` is `.applicationSarifJson`.
+                    ///
+                    /// - Throws: An error if `self` is not `.applicationSarifJson`.
+                    /// - SeeAlso: `.applicationSarifJson`.
+                    package var applicationSarifJson: OpenAPIRuntime.OpenAPIValueContainer {
+                        get throws {
+                            switch self {
+                            case let .applicationSarifJson(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ExportSarif.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ExportSarif.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The SARIF log.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ExportSarif.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ExportSarif.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case applicationSarifJson
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/sarif+json":
+                    self = .applicationSarifJson
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .applicationSarifJson:
+                    return "application/sarif+json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .applicationSarifJson,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The findings as a CycloneDX 1.6 VEX BOM (JSON); analysis.state reflects disable rules and VEX.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)`.
+    package enum ExportCycloneDX {
+        package static let id: Swift.String = "exportCycloneDX"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ExportCycloneDX.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// Only this image digest's findings; default all of the subscription's.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/query/imageDigest`.
+                package var imageDigest: Components.Parameters.ExportDigest?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - imageDigest: Only this image digest's findings; default all of the subscription's.
+                package init(imageDigest: Components.Parameters.ExportDigest? = nil) {
+                    self.imageDigest = imageDigest
+                }
+            }
+            package var query: Operations.ExportCycloneDX.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ExportCycloneDX.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ExportCycloneDX.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ExportCycloneDX.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ExportCycloneDX.Input.Path,
+                query: Operations.ExportCycloneDX.Input.Query = .init(),
+                headers: Operations.ExportCycloneDX.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/GET/responses/200/content/application\/vnd.cyclonedx+json`.
+                    case applicationVnd_cyclonedxJson(OpenAPIRuntime.OpenAPIValueContainer)
+                    /// The associated value of the enum case if `self` is `.applicationVnd_cyclonedxJson`.
+                    ///
+                    /// - Throws: An error if `self` is not `.applicationVnd_cyclonedxJson`.
+                    /// - SeeAlso: `.applicationVnd_cyclonedxJson`.
+                    package var applicationVnd_cyclonedxJson: OpenAPIRuntime.OpenAPIValueContainer {
+                        get throws {
+                            switch self {
+                            case let .applicationVnd_cyclonedxJson(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ExportCycloneDX.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ExportCycloneDX.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The BOM.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ExportCycloneDX.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ExportCycloneDX.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case applicationVnd_cyclonedxJson
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/vnd.cyclonedx+json":
+                    self = .applicationVnd_cyclonedxJson
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .applicationVnd_cyclonedxJson:
+                    return "application/vnd.cyclonedx+json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .applicationVnd_cyclonedxJson,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// The findings as CSV (RFC 4180, header row, CRLF line ends).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)`.
+    package enum ExportCsv {
+        package static let id: Swift.String = "exportCsv"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/path/subscriptionId`.
+                package var subscriptionId: Components.Parameters.SubscriptionID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - subscriptionId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    subscriptionId: Components.Parameters.SubscriptionID
+                ) {
+                    self.tenantId = tenantId
+                    self.subscriptionId = subscriptionId
+                }
+            }
+            package var path: Operations.ExportCsv.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// Only this image digest's findings; default all of the subscription's.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/query/imageDigest`.
+                package var imageDigest: Components.Parameters.ExportDigest?
+                /// Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/query/includeExempt`.
+                package var includeExempt: Components.Parameters.IncludeExempt?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - imageDigest: Only this image digest's findings; default all of the subscription's.
+                ///   - includeExempt: Also list findings disabled by a rule (status NotApplicable, cause Exempt); default false, as the seed product hides them.
+                package init(
+                    imageDigest: Components.Parameters.ExportDigest? = nil,
+                    includeExempt: Components.Parameters.IncludeExempt? = nil
+                ) {
+                    self.imageDigest = imageDigest
+                    self.includeExempt = includeExempt
+                }
+            }
+            package var query: Operations.ExportCsv.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ExportCsv.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ExportCsv.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ExportCsv.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ExportCsv.Input.Path,
+                query: Operations.ExportCsv.Input.Query = .init(),
+                headers: Operations.ExportCsv.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/GET/responses/200/content/text\/csv`.
+                    case csv(OpenAPIRuntime.HTTPBody)
+                    /// The associated value of the enum case if `self` is `.csv`.
+                    ///
+                    /// - Throws: An error if `self` is not `.csv`.
+                    /// - SeeAlso: `.csv`.
+                    package var csv: OpenAPIRuntime.HTTPBody {
+                        get throws {
+                            switch self {
+                            case let .csv(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ExportCsv.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ExportCsv.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The CSV text.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ExportCsv.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ExportCsv.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case csv
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "text/csv":
+                    self = .csv
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .csv:
+                    return "text/csv"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .csv,
                     .applicationProblemJson
                 ]
             }

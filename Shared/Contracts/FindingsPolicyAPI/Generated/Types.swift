@@ -91,6 +91,44 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/secureScore/history/get(listSecureScoreHistory)`.
     func listSecureScoreHistory(_ input: Operations.ListSecureScoreHistory.Input) async throws -> Operations.ListSecureScoreHistory.Output
+    /// The VEX documents attached to the subscription, newest first (statements without the raw document).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)`.
+    func listVexDocuments(_ input: Operations.ListVexDocuments.Input) async throws -> Operations.ListVexDocuments.Output
+    /// Attach an OpenVEX 0.2.0 or CSAF 2.0 VEX document; its not_affected and fixed statements suppress findings at once.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)`.
+    func attachVexDocument(_ input: Operations.AttachVexDocument.Input) async throws -> Operations.AttachVexDocument.Output
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)`.
+    func getVexDocument(_ input: Operations.GetVexDocument.Input) async throws -> Operations.GetVexDocument.Output
+    /// Detach a document; the findings it suppressed count again at once.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)`.
+    func deleteVexDocument(_ input: Operations.DeleteVexDocument.Input) async throws -> Operations.DeleteVexDocument.Output
+    /// Run a query in the findings query language (grammar in the description of this API).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)`.
+    func runQuery(_ input: Operations.RunQuery.Input) async throws -> Operations.RunQuery.Output
+    /// The findings as a SARIF 2.1.0 log (OASIS); one rule per vulnerability, one result per finding.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)`.
+    func exportSarif(_ input: Operations.ExportSarif.Input) async throws -> Operations.ExportSarif.Output
+    /// The findings as a CycloneDX 1.6 VEX BOM (JSON); analysis.state reflects disable rules and VEX.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)`.
+    func exportCycloneDX(_ input: Operations.ExportCycloneDX.Input) async throws -> Operations.ExportCycloneDX.Output
+    /// The findings as CSV (RFC 4180, header row, CRLF line ends).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)`.
+    func exportCsv(_ input: Operations.ExportCsv.Input) async throws -> Operations.ExportCsv.Output
 }
 
 /// Convenience overloads for operation inputs.
@@ -290,6 +328,118 @@ extension APIProtocol {
         headers: Operations.ListSecureScoreHistory.Input.Headers = .init()
     ) async throws -> Operations.ListSecureScoreHistory.Output {
         try await listSecureScoreHistory(Operations.ListSecureScoreHistory.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The VEX documents attached to the subscription, newest first (statements without the raw document).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/get(listVexDocuments)`.
+    package func listVexDocuments(
+        path: Operations.ListVexDocuments.Input.Path,
+        headers: Operations.ListVexDocuments.Input.Headers = .init()
+    ) async throws -> Operations.ListVexDocuments.Output {
+        try await listVexDocuments(Operations.ListVexDocuments.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Attach an OpenVEX 0.2.0 or CSAF 2.0 VEX document; its not_affected and fixed statements suppress findings at once.
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/post(attachVexDocument)`.
+    package func attachVexDocument(
+        path: Operations.AttachVexDocument.Input.Path,
+        headers: Operations.AttachVexDocument.Input.Headers = .init(),
+        body: Operations.AttachVexDocument.Input.Body
+    ) async throws -> Operations.AttachVexDocument.Output {
+        try await attachVexDocument(Operations.AttachVexDocument.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/get(getVexDocument)`.
+    package func getVexDocument(
+        path: Operations.GetVexDocument.Input.Path,
+        headers: Operations.GetVexDocument.Input.Headers = .init()
+    ) async throws -> Operations.GetVexDocument.Output {
+        try await getVexDocument(Operations.GetVexDocument.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Detach a document; the findings it suppressed count again at once.
+    ///
+    /// - Remark: HTTP `DELETE /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/vexDocuments/{vexDocumentId}/delete(deleteVexDocument)`.
+    package func deleteVexDocument(
+        path: Operations.DeleteVexDocument.Input.Path,
+        headers: Operations.DeleteVexDocument.Input.Headers = .init()
+    ) async throws -> Operations.DeleteVexDocument.Output {
+        try await deleteVexDocument(Operations.DeleteVexDocument.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Run a query in the findings query language (grammar in the description of this API).
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/query/post(runQuery)`.
+    package func runQuery(
+        path: Operations.RunQuery.Input.Path,
+        headers: Operations.RunQuery.Input.Headers = .init(),
+        body: Operations.RunQuery.Input.Body
+    ) async throws -> Operations.RunQuery.Output {
+        try await runQuery(Operations.RunQuery.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// The findings as a SARIF 2.1.0 log (OASIS); one rule per vulnerability, one result per finding.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/sarif/get(exportSarif)`.
+    package func exportSarif(
+        path: Operations.ExportSarif.Input.Path,
+        query: Operations.ExportSarif.Input.Query = .init(),
+        headers: Operations.ExportSarif.Input.Headers = .init()
+    ) async throws -> Operations.ExportSarif.Output {
+        try await exportSarif(Operations.ExportSarif.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The findings as a CycloneDX 1.6 VEX BOM (JSON); analysis.state reflects disable rules and VEX.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/cyclonedx/get(exportCycloneDX)`.
+    package func exportCycloneDX(
+        path: Operations.ExportCycloneDX.Input.Path,
+        query: Operations.ExportCycloneDX.Input.Query = .init(),
+        headers: Operations.ExportCycloneDX.Input.Headers = .init()
+    ) async throws -> Operations.ExportCycloneDX.Output {
+        try await exportCycloneDX(Operations.ExportCycloneDX.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// The findings as CSV (RFC 4180, header row, CRLF line ends).
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/exports/csv/get(exportCsv)`.
+    package func exportCsv(
+        path: Operations.ExportCsv.Input.Path,
+        query: Operations.ExportCsv.Input.Query = .init(),
+        headers: Operations.ExportCsv.Input.Headers = .init()
+    ) async throws -> Operations.ExportCsv.Output {
+        try await exportCsv(Operations.ExportCsv.Input(
             path: path,
             query: query,
             headers: headers

@@ -163,6 +163,54 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/ImageList' }
         '400': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/registries/{registryId}/imports:
+    post:
+      operationId: createImport
+      summary: Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
+      description: |
+        Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
+        target already has are skipped (`HEAD`); when source and target are the same registry the others are
+        mounted across repositories (distribution spec, "Mounting a blob from another repository"), else streamed
+        from the source and uploaded. Manifests are put with their exact bytes and media type, an index's
+        manifests before the index, so every digest is preserved. Then one scan per platform image (trigger
+        `import`) is requested from the scanner. The source host passes the same SSRF guard as registries (422
+        when refused). Source credentials are kept sealed (AES-256-GCM) only while the job runs.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/RegistryID' }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: '#/components/schemas/ImportRequest' }
+      responses:
+        '202':
+          description: The import job, queued.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ImportJob' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '422': { $ref: '#/components/responses/Problem' }
+  /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}:
+    get:
+      operationId: getImport
+      summary: An import job's status, per-platform digests and transfer counts.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/RegistryID' }
+        - name: importId
+          in: path
+          required: true
+          schema: { type: string, format: uuid }
+      responses:
+        '200':
+          description: The job.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ImportJob' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
   /internal/v1/rescans:
     post:
       operationId: runRescan
@@ -376,5 +424,62 @@ components:
         items:
           type: array
           items: { $ref: '#/components/schemas/RescanRun' }
+    ImportRequest:
+      type: object
+      required: [source]
+      properties:
+        source:
+          type: string
+          maxLength: 600
+          description: |
+            The image to import as `[host[:port]/]repository(:tag|@digest)`, Docker's reference form: no host means
+            Docker Hub (`alpine:3.20` is `docker.io/library/alpine:3.20`); no tag or digest means `latest`.
+        repository: { type: string, description: 'Target repository; defaults to the source repository (without its host).' }
+        tag: { type: string, description: 'Target tag; defaults to the source tag. A digest-only import without it is stored untagged.' }
+        insecure: { type: boolean, description: 'Speak plain HTTP to the source (development profile only).' }
+        credentials: { $ref: '#/components/schemas/SourceCredentials' }
+    SourceCredentials:
+      type: object
+      required: [username, password]
+      description: For the source registry (Basic, or sent to its token service); kept sealed only while the job runs.
+      properties:
+        username: { type: string, minLength: 1, maxLength: 200 }
+        password: { type: string, minLength: 1, maxLength: 4096 }
+    ImportPlatform:
+      type: object
+      required: [digest, mediaType]
+      properties:
+        platform: { type: string, description: 'os/architecture[/variant]; absent for a single-manifest image. unknown/unknown marks an attestation.' }
+        digest: { type: string }
+        mediaType: { type: string }
+    ImportJob:
+      type: object
+      required: [importId, tenantId, registryId, source, targetRepository, status, platforms, bytesCopied, blobsMounted, blobsCopied, blobsSkipped, attempts, createdAt, updatedAt]
+      properties:
+        importId: { type: string, format: uuid }
+        tenantId: { type: string, format: uuid }
+        registryId: { type: string, format: uuid }
+        source: { type: string, description: 'The normalised source reference, host/repository:tag or host/repository@digest.' }
+        targetRepository: { type: string }
+        targetTag: { type: string }
+        status:
+          type: string
+          enum: [queued, copying, done, failed]
+          description: 'done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.'
+        reason: { type: string, description: 'Why it failed.' }
+        digest: { type: string, description: 'The digest of what the source reference names (the index for a multi-platform image).' }
+        mediaType: { type: string }
+        platforms:
+          type: array
+          items: { $ref: '#/components/schemas/ImportPlatform' }
+        bytesCopied: { type: integer, format: int64, description: 'Blob bytes streamed from the source to the registry.' }
+        blobsMounted: { type: integer }
+        blobsCopied: { type: integer }
+        blobsSkipped: { type: integer, description: 'Blobs the registry already had.' }
+        attempts: { type: integer }
+        scanRequested: { type: boolean }
+        createdAt: { type: string, format: date-time }
+        updatedAt: { type: string, format: date-time }
+        finishedAt: { type: string, format: date-time }
 
 """#

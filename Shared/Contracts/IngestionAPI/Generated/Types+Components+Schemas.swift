@@ -813,5 +813,264 @@ extension Components {
                 case items
             }
         }
+        /// - Remark: Generated from `#/components/schemas/ImportRequest`.
+        package struct ImportRequest: Codable, Hashable, Sendable {
+            /// The image to import as `[host[:port]/]repository(:tag|@digest)`, Docker's reference form: no host means
+            /// Docker Hub (`alpine:3.20` is `docker.io/library/alpine:3.20`); no tag or digest means `latest`.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportRequest/source`.
+            package var source: Swift.String
+            /// Target repository; defaults to the source repository (without its host).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportRequest/repository`.
+            package var repository: Swift.String?
+            /// Target tag; defaults to the source tag. A digest-only import without it is stored untagged.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportRequest/tag`.
+            package var tag: Swift.String?
+            /// Speak plain HTTP to the source (development profile only).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportRequest/insecure`.
+            package var insecure: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/ImportRequest/credentials`.
+            package var credentials: Components.Schemas.SourceCredentials?
+            /// Creates a new `ImportRequest`.
+            ///
+            /// - Parameters:
+            ///   - source: The image to import as `[host[:port]/]repository(:tag|@digest)`, Docker's reference form: no host means
+            ///   - repository: Target repository; defaults to the source repository (without its host).
+            ///   - tag: Target tag; defaults to the source tag. A digest-only import without it is stored untagged.
+            ///   - insecure: Speak plain HTTP to the source (development profile only).
+            ///   - credentials:
+            package init(
+                source: Swift.String,
+                repository: Swift.String? = nil,
+                tag: Swift.String? = nil,
+                insecure: Swift.Bool? = nil,
+                credentials: Components.Schemas.SourceCredentials? = nil
+            ) {
+                self.source = source
+                self.repository = repository
+                self.tag = tag
+                self.insecure = insecure
+                self.credentials = credentials
+            }
+            package enum CodingKeys: String, CodingKey {
+                case source
+                case repository
+                case tag
+                case insecure
+                case credentials
+            }
+        }
+        /// For the source registry (Basic, or sent to its token service); kept sealed only while the job runs.
+        ///
+        /// - Remark: Generated from `#/components/schemas/SourceCredentials`.
+        package struct SourceCredentials: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SourceCredentials/username`.
+            package var username: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SourceCredentials/password`.
+            package var password: Swift.String
+            /// Creates a new `SourceCredentials`.
+            ///
+            /// - Parameters:
+            ///   - username:
+            ///   - password:
+            package init(
+                username: Swift.String,
+                password: Swift.String
+            ) {
+                self.username = username
+                self.password = password
+            }
+            package enum CodingKeys: String, CodingKey {
+                case username
+                case password
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ImportPlatform`.
+        package struct ImportPlatform: Codable, Hashable, Sendable {
+            /// os/architecture[/variant]; absent for a single-manifest image. unknown/unknown marks an attestation.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportPlatform/platform`.
+            package var platform: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ImportPlatform/digest`.
+            package var digest: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImportPlatform/mediaType`.
+            package var mediaType: Swift.String
+            /// Creates a new `ImportPlatform`.
+            ///
+            /// - Parameters:
+            ///   - platform: os/architecture[/variant]; absent for a single-manifest image. unknown/unknown marks an attestation.
+            ///   - digest:
+            ///   - mediaType:
+            package init(
+                platform: Swift.String? = nil,
+                digest: Swift.String,
+                mediaType: Swift.String
+            ) {
+                self.platform = platform
+                self.digest = digest
+                self.mediaType = mediaType
+            }
+            package enum CodingKeys: String, CodingKey {
+                case platform
+                case digest
+                case mediaType
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/ImportJob`.
+        package struct ImportJob: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ImportJob/importId`.
+            package var importId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImportJob/tenantId`.
+            package var tenantId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImportJob/registryId`.
+            package var registryId: Swift.String
+            /// The normalised source reference, host/repository:tag or host/repository@digest.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/source`.
+            package var source: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImportJob/targetRepository`.
+            package var targetRepository: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImportJob/targetTag`.
+            package var targetTag: Swift.String?
+            /// done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/status`.
+            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case queued = "queued"
+                case copying = "copying"
+                case done = "done"
+                case failed = "failed"
+            }
+            /// done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/status`.
+            package var status: Components.Schemas.ImportJob.StatusPayload
+            /// Why it failed.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/reason`.
+            package var reason: Swift.String?
+            /// The digest of what the source reference names (the index for a multi-platform image).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/digest`.
+            package var digest: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ImportJob/mediaType`.
+            package var mediaType: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ImportJob/platforms`.
+            package var platforms: [Components.Schemas.ImportPlatform]
+            /// Blob bytes streamed from the source to the registry.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/bytesCopied`.
+            package var bytesCopied: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/ImportJob/blobsMounted`.
+            package var blobsMounted: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/ImportJob/blobsCopied`.
+            package var blobsCopied: Swift.Int
+            /// Blobs the registry already had.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/blobsSkipped`.
+            package var blobsSkipped: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/ImportJob/attempts`.
+            package var attempts: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/ImportJob/scanRequested`.
+            package var scanRequested: Swift.Bool?
+            /// - Remark: Generated from `#/components/schemas/ImportJob/createdAt`.
+            package var createdAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/ImportJob/updatedAt`.
+            package var updatedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/ImportJob/finishedAt`.
+            package var finishedAt: Foundation.Date?
+            /// Creates a new `ImportJob`.
+            ///
+            /// - Parameters:
+            ///   - importId:
+            ///   - tenantId:
+            ///   - registryId:
+            ///   - source: The normalised source reference, host/repository:tag or host/repository@digest.
+            ///   - targetRepository:
+            ///   - targetTag:
+            ///   - status: done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.
+            ///   - reason: Why it failed.
+            ///   - digest: The digest of what the source reference names (the index for a multi-platform image).
+            ///   - mediaType:
+            ///   - platforms:
+            ///   - bytesCopied: Blob bytes streamed from the source to the registry.
+            ///   - blobsMounted:
+            ///   - blobsCopied:
+            ///   - blobsSkipped: Blobs the registry already had.
+            ///   - attempts:
+            ///   - scanRequested:
+            ///   - createdAt:
+            ///   - updatedAt:
+            ///   - finishedAt:
+            package init(
+                importId: Swift.String,
+                tenantId: Swift.String,
+                registryId: Swift.String,
+                source: Swift.String,
+                targetRepository: Swift.String,
+                targetTag: Swift.String? = nil,
+                status: Components.Schemas.ImportJob.StatusPayload,
+                reason: Swift.String? = nil,
+                digest: Swift.String? = nil,
+                mediaType: Swift.String? = nil,
+                platforms: [Components.Schemas.ImportPlatform],
+                bytesCopied: Swift.Int64,
+                blobsMounted: Swift.Int,
+                blobsCopied: Swift.Int,
+                blobsSkipped: Swift.Int,
+                attempts: Swift.Int,
+                scanRequested: Swift.Bool? = nil,
+                createdAt: Foundation.Date,
+                updatedAt: Foundation.Date,
+                finishedAt: Foundation.Date? = nil
+            ) {
+                self.importId = importId
+                self.tenantId = tenantId
+                self.registryId = registryId
+                self.source = source
+                self.targetRepository = targetRepository
+                self.targetTag = targetTag
+                self.status = status
+                self.reason = reason
+                self.digest = digest
+                self.mediaType = mediaType
+                self.platforms = platforms
+                self.bytesCopied = bytesCopied
+                self.blobsMounted = blobsMounted
+                self.blobsCopied = blobsCopied
+                self.blobsSkipped = blobsSkipped
+                self.attempts = attempts
+                self.scanRequested = scanRequested
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.finishedAt = finishedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case importId
+                case tenantId
+                case registryId
+                case source
+                case targetRepository
+                case targetTag
+                case status
+                case reason
+                case digest
+                case mediaType
+                case platforms
+                case bytesCopied
+                case blobsMounted
+                case blobsCopied
+                case blobsSkipped
+                case attempts
+                case scanRequested
+                case createdAt
+                case updatedAt
+                case finishedAt
+            }
+        }
     }
 }

@@ -1189,6 +1189,426 @@ package enum Operations {
             }
         }
     }
+    /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
+    ///
+    /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
+    /// target already has are skipped (`HEAD`); when source and target are the same registry the others are
+    /// mounted across repositories (distribution spec, "Mounting a blob from another repository"), else streamed
+    /// from the source and uploaded. Manifests are put with their exact bytes and media type, an index's
+    /// manifests before the index, so every digest is preserved. Then one scan per platform image (trigger
+    /// `import`) is requested from the scanner. The source host passes the same SSRF guard as registries (422
+    /// when refused). Source credentials are kept sealed (AES-256-GCM) only while the job runs.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)`.
+    package enum CreateImport {
+        package static let id: Swift.String = "createImport"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/path/registryId`.
+                package var registryId: Components.Parameters.RegistryID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - registryId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    registryId: Components.Parameters.RegistryID
+                ) {
+                    self.tenantId = tenantId
+                    self.registryId = registryId
+                }
+            }
+            package var path: Operations.CreateImport.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateImport.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CreateImport.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.CreateImport.Input.Headers
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/requestBody`.
+            @frozen package enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/requestBody/content/application\/json`.
+                case json(Components.Schemas.ImportRequest)
+            }
+            package var body: Operations.CreateImport.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            ///   - body:
+            package init(
+                path: Operations.CreateImport.Input.Path,
+                headers: Operations.CreateImport.Input.Headers = .init(),
+                body: Operations.CreateImport.Input.Body
+            ) {
+                self.path = path
+                self.headers = headers
+                self.body = body
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Accepted: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/responses/202/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/POST/responses/202/content/application\/json`.
+                    case json(Components.Schemas.ImportJob)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.ImportJob {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.CreateImport.Output.Accepted.Body
+                /// Creates a new `Accepted`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.CreateImport.Output.Accepted.Body) {
+                    self.body = body
+                }
+            }
+            /// The import job, queued.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)/responses/202`.
+            ///
+            /// HTTP response code: `202 accepted`.
+            case accepted(Operations.CreateImport.Output.Accepted)
+            /// The associated value of the enum case if `self` is `.accepted`.
+            ///
+            /// - Throws: An error if `self` is not `.accepted`.
+            /// - SeeAlso: `.accepted`.
+            package var accepted: Operations.CreateImport.Output.Accepted {
+                get throws {
+                    switch self {
+                    case let .accepted(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "accepted",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)/responses/422`.
+            ///
+            /// HTTP response code: `422 unprocessableContent`.
+            case unprocessableContent(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.unprocessableContent`.
+            ///
+            /// - Throws: An error if `self` is not `.unprocessableContent`.
+            /// - SeeAlso: `.unprocessableContent`.
+            package var unprocessableContent: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .unprocessableContent(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unprocessableContent",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// An import job's status, per-platform digests and transfer counts.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.
+    package enum GetImport {
+        package static let id: Swift.String = "getImport"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/path/registryId`.
+                package var registryId: Components.Parameters.RegistryID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/path/importId`.
+                package var importId: Swift.String
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - registryId:
+                ///   - importId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    registryId: Components.Parameters.RegistryID,
+                    importId: Swift.String
+                ) {
+                    self.tenantId = tenantId
+                    self.registryId = registryId
+                    self.importId = importId
+                }
+            }
+            package var path: Operations.GetImport.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetImport.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.GetImport.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.GetImport.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            package init(
+                path: Operations.GetImport.Input.Path,
+                headers: Operations.GetImport.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.ImportJob)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.ImportJob {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.GetImport.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.GetImport.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The job.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.GetImport.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.GetImport.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
     /// Request a rescan (trigger `rescan`, never billed) of every image pulled in the last days now, as the weekly schedule does.
     ///
     /// - Remark: HTTP `POST /internal/v1/rescans`.

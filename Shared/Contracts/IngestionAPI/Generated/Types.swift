@@ -78,6 +78,25 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/images`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/images/get(listImages)`.
     func listImages(_ input: Operations.ListImages.Input) async throws -> Operations.ListImages.Output
+    /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
+    ///
+    /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
+    /// target already has are skipped (`HEAD`); when source and target are the same registry the others are
+    /// mounted across repositories (distribution spec, "Mounting a blob from another repository"), else streamed
+    /// from the source and uploaded. Manifests are put with their exact bytes and media type, an index's
+    /// manifests before the index, so every digest is preserved. Then one scan per platform image (trigger
+    /// `import`) is requested from the scanner. The source host passes the same SSRF guard as registries (422
+    /// when refused). Source credentials are kept sealed (AES-256-GCM) only while the job runs.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)`.
+    func createImport(_ input: Operations.CreateImport.Input) async throws -> Operations.CreateImport.Output
+    /// An import job's status, per-platform digests and transfer counts.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.
+    func getImport(_ input: Operations.GetImport.Input) async throws -> Operations.GetImport.Output
     /// Request a rescan (trigger `rescan`, never billed) of every image pulled in the last days now, as the weekly schedule does.
     ///
     /// - Remark: HTTP `POST /internal/v1/rescans`.
@@ -202,6 +221,43 @@ extension APIProtocol {
         try await listImages(Operations.ListImages.Input(
             path: path,
             query: query,
+            headers: headers
+        ))
+    }
+    /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
+    ///
+    /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
+    /// target already has are skipped (`HEAD`); when source and target are the same registry the others are
+    /// mounted across repositories (distribution spec, "Mounting a blob from another repository"), else streamed
+    /// from the source and uploaded. Manifests are put with their exact bytes and media type, an index's
+    /// manifests before the index, so every digest is preserved. Then one scan per platform image (trigger
+    /// `import`) is requested from the scanner. The source host passes the same SSRF guard as registries (422
+    /// when refused). Source credentials are kept sealed (AES-256-GCM) only while the job runs.
+    ///
+    ///
+    /// - Remark: HTTP `POST /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)`.
+    package func createImport(
+        path: Operations.CreateImport.Input.Path,
+        headers: Operations.CreateImport.Input.Headers = .init(),
+        body: Operations.CreateImport.Input.Body
+    ) async throws -> Operations.CreateImport.Output {
+        try await createImport(Operations.CreateImport.Input(
+            path: path,
+            headers: headers,
+            body: body
+        ))
+    }
+    /// An import job's status, per-platform digests and transfer counts.
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.
+    package func getImport(
+        path: Operations.GetImport.Input.Path,
+        headers: Operations.GetImport.Input.Headers = .init()
+    ) async throws -> Operations.GetImport.Output {
+        try await getImport(Operations.GetImport.Input(
+            path: path,
             headers: headers
         ))
     }

@@ -23,8 +23,10 @@ import HTTPTypes
 ///   (scans of an image failing repeatedly), `feedsStale` (a vulnerability feed not updated for too long),
 ///   `registryUnreachable` (a registry that cannot be reached). `imageHealthy` is a state signal, never
 ///   delivered: it ends an image's unhealthy episode so that a later change to Unhealthy alerts again.
-///   NOTE: only `imageUnhealthy` has a producer today; the other kinds are accepted here so that producers
-///   (findings-policy re-evaluation, scanner, discovery) can send them without a contract change.
+///   Producers: findings-policy sends `imageUnhealthy`, `imageHealthy` and `newFindings` (from each scan or
+///   re-evaluation report); the scanner sends `scansFailing` (every failed attempt, with the streak so far),
+///   `registryUnreachable` (a scan that could not reach its registry, once per episode) and `feedsStale`
+///   (a feed not fetched successfully for `GANTRY_FEEDS_STALE_AFTER_SECONDS`, 2 days by default).
 /// - **Rules.** Each rule of a subscription names one alert kind, a minimum severity (finding kinds), a
 ///   threshold of consecutive failures (`scansFailing`, 3 by default) and the channels to notify. A
 ///   subscription without any rule uses the default route: every alert to every channel.

@@ -1,0 +1,230 @@
+import Billing
+import Foundation
+import GantryRuntime
+import GantryTesting
+import Logging
+import NIOHTTP1
+import PostgresNIO
+import Testing
+
+/// Row-level security on billing's tenant tables (issue 6, "Isolation"; migration 0003, `TenantScope`):
+/// checked in SQL, as the service's own role, and through the API with two tenants.
+@Suite("Billing row-level security")
+struct BillingRowLevelSecurityTests {
+    static let logger = Logger(label: "test-rls")
+    /// Billing's tables with a `tenant_id` column, all of which must be secured.
+    static let tenantTables = ["charges", "subscriptions", "usage_events"]
+
+    /// Two accounts: A with two charged images and a free rescan, B with one charged image and a free rescan.
+    /// Rows: charges A 2, B 1; subscriptions A 1, B 1; usage_events A 3, B 2.
+    static func seed(_ h: BillingHarness) async throws -> (a: Account, b: Account) {
+        let a = Account(), b = Account()
+        #expect(try await h.charged(a.scan(digest("a1"))))
+        #expect(try await h.charged(a.scan(digest("a2"))))
+        #expect(try await h.charged(b.scan(digest("b1"))))
+        #expect(try await !h.charged(a.scan(digest("a1"), trigger: "rescan")))
+        #expect(try await !h.charged(b.scan(digest("b1"), trigger: "rescan")))
+        return (a, b)
+    }
+
+    static let expectedRows: [String: (a: Int, b: Int)] = [
+        "charges": (2, 1), "subscriptions": (1, 1), "usage_events": (3, 2),
+    ]
+
+    /// A client on the service's database, connecting as the service does, with a pool of ONE connection so
+    /// that consecutive calls provably reuse the same session.
+    static func withOneConnection<T: Sendable>(_ database: TestDatabase,
+                                               _ body: (PostgresClient) async throws -> T) async throws -> T {
+        let settings = try DatabaseSettings(url: database.url)
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+            database: settings.database, tls: .disable)
+        configuration.options.maximumConnections = 1
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    static func integer(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> Int {
+        for try await value in try await connection.query(query, logger: logger).decode(Int.self) { return value }
+        return -1
+    }
+
+    static func integer(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int {
+        try await client.withConnection { try await integer($0, query) }
+    }
+
+    /// The SQLSTATE of the PostgreSQL error `body` throws, nil when it succeeds.
+    static func sqlState(_ body: () async throws -> Void) async -> String? {
+        do {
+            try await body()
+            return nil
+        } catch let error as PSQLError {
+            return error.serverInfo?[.sqlState] ?? "\(error)"
+        } catch {
+            return "not a PostgreSQL error: \(error)"
+        }
+    }
+
+    @Test("the role is no superuser and cannot bypass RLS; every billing table with tenant_id has RLS enabled and forced")
+    func tablesAreSecured() async throws {
+        try await BillingHarness.run { h in
+            try await Self.withOneConnection(h.database) { client in
+                for try await (superuser, bypass) in try await client.query(
+                    "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").decode((Bool, Bool).self) {
+                    #expect(!superuser && !bypass, "superusers and BYPASSRLS roles ignore every policy")
+                }
+                var secured: [String] = []
+                for try await (table, enabled, forced) in try await client.query("""
+                    SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = 'billing' AND c.relkind = 'r' AND EXISTS (
+                      SELECT FROM information_schema.columns col
+                      WHERE col.table_schema = 'billing' AND col.table_name = c.relname AND col.column_name = 'tenant_id')
+                    ORDER BY 1
+                    """).decode((String, Bool, Bool).self) {
+                    #expect(enabled && forced, "\(table): row security enabled \(enabled), forced \(forced)")
+                    secured.append(table)
+                }
+                #expect(secured == Self.tenantTables)
+            }
+        }
+    }
+
+    @Test("no tenant set: no rows; tenant A set: only A's rows; a write for B while A is set fails; system access sees all")
+    func sqlLevelIsolation() async throws {
+        try await BillingHarness.run { h in
+            let (a, b) = try await Self.seed(h)
+            let tenantA = try #require(UUID(uuidString: a.tenant)), tenantB = try #require(UUID(uuidString: b.tenant))
+            try await Self.withOneConnection(h.database) { client in
+                let logger = Self.logger
+                for table in Self.tenantTables {
+                    let expected = try #require(Self.expectedRows[table])
+                    let all: PostgresQuery = "SELECT count(*)::int FROM billing.\(unescaped: table)"
+                    let others: PostgresQuery = "SELECT count(*)::int FROM billing.\(unescaped: table) WHERE tenant_id <> \(tenantA)"
+                    #expect(try await Self.integer(client, all) == 0, "\(table) without a tenant setting")
+                    let everyone = try await client.withSystemAccess(logger: logger) { try await Self.integer($0, all) }
+                    #expect(everyone == expected.a + expected.b, "\(table) with system access")
+                    let (seenByA, othersSeenByA, pidInside) = try await client.withTenant(tenantA, logger: logger) { connection in
+                        (try await Self.integer(connection, all), try await Self.integer(connection, others),
+                         try await Self.integer(connection, "SELECT pg_backend_pid()"))
+                    }
+                    #expect(seenByA == expected.a, "\(table) as tenant A")
+                    #expect(othersSeenByA == 0, "\(table) as tenant A, other tenants' rows")
+                    let seenByB = try await client.withTenant(tenantB, logger: logger) { try await Self.integer($0, all) }
+                    #expect(seenByB == expected.b, "\(table) as tenant B")
+                    // The settings were transaction-local: the same pooled session sees nothing again.
+                    #expect(try await Self.integer(client, "SELECT pg_backend_pid()") == pidInside)
+                    #expect(try await Self.integer(client, all) == 0, "\(table) after tenant and system transactions")
+                }
+                let leftover = try await client.withConnection { connection in
+                    for try await (tenant, system) in try await connection.query("""
+                        SELECT COALESCE(current_setting('gantry.tenant_id', true), ''), COALESCE(current_setting('gantry.system', true), '')
+                        """, logger: logger).decode((String, String).self) { return tenant + system }
+                    return "?"
+                }
+                #expect(leftover == "")
+
+                // Writes: WITH CHECK refuses rows of another tenant (42501 insufficient_privilege).
+                #expect(await Self.sqlState {
+                    try await client.withTenant(tenantA, logger: logger) { connection in
+                        _ = try await connection.query("""
+                            INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days) VALUES (\(UUID()), \(tenantB), 5)
+                            """, logger: logger)
+                    }
+                } == "42501")
+                #expect(await Self.sqlState {
+                    try await client.withTenant(tenantA, logger: logger) { connection in
+                        _ = try await connection.query("UPDATE billing.charges SET tenant_id = \(tenantB) WHERE tenant_id = \(tenantA)",
+                                                   logger: logger)
+                    }
+                } == "42501")
+                #expect(await Self.sqlState {
+                    try await client.withConnection { connection in
+                        _ = try await connection.query("""
+                            INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days) VALUES (\(UUID()), \(tenantA), 5)
+                            """, logger: logger)
+                    }
+                } == "42501", "an insert without any tenant setting")
+                // Updates and deletes of B's rows while A is set find nothing to change.
+                let touched = try await client.withTenant(tenantA, logger: logger) { connection in
+                    try await Self.integer(connection, """
+                        WITH u AS (UPDATE billing.usage_events SET disposition = disposition WHERE tenant_id = \(tenantB) RETURNING 1),
+                             d AS (DELETE FROM billing.charges WHERE tenant_id = \(tenantB) RETURNING 1)
+                        SELECT ((SELECT count(*) FROM u) + (SELECT count(*) FROM d))::int
+                        """)
+                }
+                #expect(touched == 0)
+                #expect(try await h.count("SELECT count(*)::int FROM billing.charges WHERE tenant_id = \(tenantB)") == 1)
+                #expect(try await h.count("SELECT count(*)::int FROM billing.subscriptions") == 2)
+
+                // What the body throws reaches the caller as itself, and its transaction's writes are undone.
+                do {
+                    _ = try await client.withTenant(tenantA, logger: logger) { connection in
+                        try await connection.query("""
+                            INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days) VALUES (\(UUID()), \(tenantA), 5)
+                            """, logger: logger)
+                        throw ProblemError.conflict("refused after the insert")
+                    }
+                    Issue.record("withTenant returned although its body threw")
+                } catch let problem as ProblemError {
+                    #expect(problem.detail == "refused after the insert")
+                }
+                #expect(try await h.count("SELECT count(*)::int FROM billing.subscriptions") == 2)
+            }
+        }
+    }
+
+    @Test("each tenant's usage, invoice and trial routes show only its own data; another tenant's subscription looks unknown")
+    func apiLevelIsolation() async throws {
+        try await BillingHarness.run { h in
+            let (a, b) = try await Self.seed(h)
+            func digests(_ usage: [String: Any]) -> Set<String> {
+                Set(((usage["charges"] as? [[String: Any]]) ?? []).compactMap { $0["digest"] as? String })
+            }
+            let usageA = try await h.usage(tenant: a.tenant, subscription: a.subscription)
+            #expect(usageA["scans"] as? Int == 3 && usageA["billableImages"] as? Int == 2)
+            #expect(digests(usageA) == [digest("a1"), digest("a2")])
+            let usageB = try await h.usage(tenant: b.tenant, subscription: b.subscription)
+            #expect(usageB["scans"] as? Int == 2 && usageB["billableImages"] as? Int == 1)
+            #expect(digests(usageB) == [digest("b1")])
+            // B's owner asks for A's subscription under B's tenant: nothing of A's.
+            let crossed = try await h.usage(tenant: b.tenant, subscription: a.subscription)
+            #expect(crossed["scans"] as? Int == 0 && crossed["billableImages"] as? Int == 0 && crossed["amount"] as? String == "0.0000")
+            #expect(digests(crossed).isEmpty && (crossed["periods"] as? [Any])?.isEmpty == true)
+
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "UTC")
+            formatter.dateFormat = "yyyy-MM"
+            let month = formatter.string(from: Date())
+            let invoiceA = try await h.get("/v1/tenants/\(a.tenant)/subscriptions/\(a.subscription)/invoices/\(month)")
+            #expect(invoiceA["billableImages"] as? Int == 2 && invoiceA["total"] as? String == "0.5800")
+            let invoiceCrossed = try await h.get("/v1/tenants/\(b.tenant)/subscriptions/\(a.subscription)/invoices/\(month)")
+            #expect(invoiceCrossed["billableImages"] as? Int == 0 && invoiceCrossed["total"] as? String == "0.0000")
+            #expect((invoiceCrossed["lines"] as? [Any])?.isEmpty == true)
+
+            // Trials: A's setting is invisible to B, and B cannot overwrite it.
+            let trialPath = { (tenant: String) in "\(h.base)/v1/tenants/\(tenant)/subscriptions/\(a.subscription)/trial" }
+            let set = try await TestHTTP.json(.PUT, trialPath(a.tenant), ["days": 7])
+            #expect(set.status == 200, "\(set.text)")
+            let seenByB = try await h.get("/v1/tenants/\(b.tenant)/subscriptions/\(a.subscription)/trial")
+            #expect(seenByB["days"] as? Int == 0 && seenByB["startsAt"] == nil)
+            let overwrite = try await TestHTTP.json(.PUT, trialPath(b.tenant), ["days": 30])
+            #expect(overwrite.status == 404 && overwrite.header("Content-Type")?.hasPrefix("application/problem+json") == true,
+                    "\(overwrite.status) \(overwrite.text)")
+            let seenByA = try await h.get("/v1/tenants/\(a.tenant)/subscriptions/\(a.subscription)/trial")
+            #expect(seenByA["days"] as? Int == 7 && seenByA["startsAt"] != nil)
+
+            // Metering A's subscription under B's tenant is refused and stores nothing.
+            let intruder = try await h.record(UsageMessage(tenantId: b.tenant, subscriptionId: a.subscription,
+                                                           registryId: a.registry, digest: digest("c1")))
+            #expect(intruder.status == 409, "\(intruder.text)")
+            #expect(try await h.count("SELECT count(*)::int FROM billing.charges") == 3)
+            #expect(try await h.count("SELECT count(*)::int FROM billing.usage_events") == 5)
+        }
+    }
+}
