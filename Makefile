@@ -11,13 +11,13 @@ export PATH := $(PATH):/opt/swift/usr/bin
 CORPUS_DEFAULT := $(abspath ../shared/corpus)
 TEST_DATABASE_URL ?= postgres://gantry:gantry@127.0.0.1:5433/postgres
 
-.PHONY: help deps build generate check-generated run demo test bench stop status clean-state \
+.PHONY: help deps build generate check-generated run demo test bench stop stop-services status clean-state \
         postgres-start registry-start services-start
 
 help:
 	@echo "make run          deps, PostgreSQL, build, services, registry, then 'gantry demo'"
 	@echo "make test         deps, PostgreSQL, registry, generated-code check, build, swift test"
-	@echo "make stop         stop services, registry and PostgreSQL"
+	@echo "make stop         stop services, registry and PostgreSQL (make stop-services: only the services)"
 	@echo "make status       what is running"
 	@echo "make clean-state  stop everything and delete .run/ (databases, registry data, secrets)"
 	@echo "make deps | build | generate | check-generated | bench"
@@ -81,6 +81,9 @@ stop:
 	@scripts/services.sh stop
 	@scripts/registry.sh stop
 	@scripts/postgres.sh stop
+
+stop-services:
+	@scripts/services.sh stop
 
 clean-state: stop
 	@scripts/postgres.sh destroy

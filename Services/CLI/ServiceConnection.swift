@@ -16,9 +16,17 @@ struct ServiceConnection: Sendable {
     let tokens: ServiceTokens
     var user: UserCredentials = .none
 
-    /// - Throws: `ConfigurationError` when `GANTRY_SERVICE_KEY`, a URL or the development key is missing or malformed.
+    /// `GANTRY_SERVICE_KEY` is needed only by commands that call internal routes (feed imports, the demo's set-up);
+    /// without it the CLI still reaches every public route with the user's token, and an internal call is answered
+    /// 401 by the service.
+    /// - Throws: `ConfigurationError` when a URL or the development key is malformed, or the service key is too short.
     static func fromEnvironment() async throws -> ServiceConnection {
-        let configuration = try GantryConfiguration(service: .scanner)
+        var environment = ProcessInfo.processInfo.environment
+        if (environment["GANTRY_SERVICE_KEY"] ?? "").isEmpty {
+            // A throwaway key: tokens signed with it are refused by every service, so nothing internal is reachable.
+            environment["GANTRY_SERVICE_KEY"] = (0..<4).map { _ in UUID().uuidString }.joined()
+        }
+        let configuration = try GantryConfiguration(service: .scanner, environment: environment)
         return ServiceConnection(urls: configuration.peerURLs,
                                  tokens: await ServiceTokens(key: configuration.serviceKey, issuer: "gantry-cli"),
                                  user: try await UserCredentials.fromEnvironment(configuration.environment))

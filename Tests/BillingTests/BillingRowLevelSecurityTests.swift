@@ -31,65 +31,12 @@ struct BillingRowLevelSecurityTests {
         "charges": (2, 1), "subscriptions": (1, 1), "usage_events": (3, 2),
     ]
 
-    /// A client on the service's database, connecting as the service does, with a pool of ONE connection so
-    /// that consecutive calls provably reuse the same session.
-    static func withOneConnection<T: Sendable>(_ database: TestDatabase,
-                                               _ body: (PostgresClient) async throws -> T) async throws -> T {
-        let settings = try DatabaseSettings(url: database.url)
-        var configuration = PostgresClient.Configuration(
-            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
-            database: settings.database, tls: .disable)
-        configuration.options.maximumConnections = 1
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
-    }
-
-    static func integer(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> Int {
-        for try await value in try await connection.query(query, logger: logger).decode(Int.self) { return value }
-        return -1
-    }
-
-    static func integer(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int {
-        try await client.withConnection { try await integer($0, query) }
-    }
-
-    /// The SQLSTATE of the PostgreSQL error `body` throws, nil when it succeeds.
-    static func sqlState(_ body: () async throws -> Void) async -> String? {
-        do {
-            try await body()
-            return nil
-        } catch let error as PSQLError {
-            return error.serverInfo?[.sqlState] ?? "\(error)"
-        } catch {
-            return "not a PostgreSQL error: \(error)"
-        }
-    }
-
     @Test("the role is no superuser and cannot bypass RLS; every billing table with tenant_id has RLS enabled and forced")
     func tablesAreSecured() async throws {
         try await BillingHarness.run { h in
-            try await Self.withOneConnection(h.database) { client in
-                for try await (superuser, bypass) in try await client.query(
-                    "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").decode((Bool, Bool).self) {
-                    #expect(!superuser && !bypass, "superusers and BYPASSRLS roles ignore every policy")
-                }
-                var secured: [String] = []
-                for try await (table, enabled, forced) in try await client.query("""
-                    SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity
-                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = 'billing' AND c.relkind = 'r' AND EXISTS (
-                      SELECT FROM information_schema.columns col
-                      WHERE col.table_schema = 'billing' AND col.table_name = c.relname AND col.column_name = 'tenant_id')
-                    ORDER BY 1
-                    """).decode((String, Bool, Bool).self) {
-                    #expect(enabled && forced, "\(table): row security enabled \(enabled), forced \(forced)")
-                    secured.append(table)
-                }
-                #expect(secured == Self.tenantTables)
+            try await RowLevelSecurityProbe.run(h.database) { probe in
+                let tables = try await probe.expectTablesSecured(schema: "billing")
+                #expect(tables.filter(\.hasTenantID).map(\.name) == Self.tenantTables)
             }
         }
     }
@@ -99,65 +46,15 @@ struct BillingRowLevelSecurityTests {
         try await BillingHarness.run { h in
             let (a, b) = try await Self.seed(h)
             let tenantA = try #require(UUID(uuidString: a.tenant)), tenantB = try #require(UUID(uuidString: b.tenant))
-            try await Self.withOneConnection(h.database) { client in
-                let logger = Self.logger
-                for table in Self.tenantTables {
-                    let expected = try #require(Self.expectedRows[table])
-                    let all: PostgresQuery = "SELECT count(*)::int FROM billing.\(unescaped: table)"
-                    let others: PostgresQuery = "SELECT count(*)::int FROM billing.\(unescaped: table) WHERE tenant_id <> \(tenantA)"
-                    #expect(try await Self.integer(client, all) == 0, "\(table) without a tenant setting")
-                    let everyone = try await client.withSystemAccess(logger: logger) { try await Self.integer($0, all) }
-                    #expect(everyone == expected.a + expected.b, "\(table) with system access")
-                    let (seenByA, othersSeenByA, pidInside) = try await client.withTenant(tenantA, logger: logger) { connection in
-                        (try await Self.integer(connection, all), try await Self.integer(connection, others),
-                         try await Self.integer(connection, "SELECT pg_backend_pid()"))
-                    }
-                    #expect(seenByA == expected.a, "\(table) as tenant A")
-                    #expect(othersSeenByA == 0, "\(table) as tenant A, other tenants' rows")
-                    let seenByB = try await client.withTenant(tenantB, logger: logger) { try await Self.integer($0, all) }
-                    #expect(seenByB == expected.b, "\(table) as tenant B")
-                    // The settings were transaction-local: the same pooled session sees nothing again.
-                    #expect(try await Self.integer(client, "SELECT pg_backend_pid()") == pidInside)
-                    #expect(try await Self.integer(client, all) == 0, "\(table) after tenant and system transactions")
-                }
-                let leftover = try await client.withConnection { connection in
-                    for try await (tenant, system) in try await connection.query("""
-                        SELECT COALESCE(current_setting('gantry.tenant_id', true), ''), COALESCE(current_setting('gantry.system', true), '')
-                        """, logger: logger).decode((String, String).self) { return tenant + system }
-                    return "?"
-                }
-                #expect(leftover == "")
-
+            try await RowLevelSecurityProbe.run(h.database) { probe in
+                let client = probe.client, logger = Self.logger
+                let tables = try await probe.checkTenantTables(schema: "billing", known: Set(Self.tenantTables), tenantA: tenantA,
+                                                               tenantB: tenantB, expectedRows: Self.expectedRows)
+                #expect(tables == Self.tenantTables)
                 // Writes: WITH CHECK refuses rows of another tenant (42501 insufficient_privilege).
-                #expect(await Self.sqlState {
-                    try await client.withTenant(tenantA, logger: logger) { connection in
-                        _ = try await connection.query("""
-                            INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days) VALUES (\(UUID()), \(tenantB), 5)
-                            """, logger: logger)
-                    }
-                } == "42501")
-                #expect(await Self.sqlState {
-                    try await client.withTenant(tenantA, logger: logger) { connection in
-                        _ = try await connection.query("UPDATE billing.charges SET tenant_id = \(tenantB) WHERE tenant_id = \(tenantA)",
-                                                   logger: logger)
-                    }
-                } == "42501")
-                #expect(await Self.sqlState {
-                    try await client.withConnection { connection in
-                        _ = try await connection.query("""
-                            INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days) VALUES (\(UUID()), \(tenantA), 5)
-                            """, logger: logger)
-                    }
-                } == "42501", "an insert without any tenant setting")
-                // Updates and deletes of B's rows while A is set find nothing to change.
-                let touched = try await client.withTenant(tenantA, logger: logger) { connection in
-                    try await Self.integer(connection, """
-                        WITH u AS (UPDATE billing.usage_events SET disposition = disposition WHERE tenant_id = \(tenantB) RETURNING 1),
-                             d AS (DELETE FROM billing.charges WHERE tenant_id = \(tenantB) RETURNING 1)
-                        SELECT ((SELECT count(*) FROM u) + (SELECT count(*) FROM d))::int
-                        """)
-                }
-                #expect(touched == 0)
+                await probe.expectInserts({ tenant in
+                    "INSERT INTO billing.subscriptions (subscription_id, tenant_id, trial_days) VALUES (\(UUID()), \(tenant), 5)"
+                }, tenantA: tenantA, tenantB: tenantB)
                 #expect(try await h.count("SELECT count(*)::int FROM billing.charges WHERE tenant_id = \(tenantB)") == 1)
                 #expect(try await h.count("SELECT count(*)::int FROM billing.subscriptions") == 2)
 

@@ -47,31 +47,20 @@ struct NotificationRowLevelSecurityTests {
         }
     }
 
-    static func integer(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> Int {
-        for try await value in try await connection.query(query, logger: logger).decode(Int.self) { return value }
-        return -1
-    }
-
     @Test("tables secured; no rows without a tenant; a tenant sees only its rows; writes for another tenant fail")
     func sqlLevelIsolation() async throws {
         try await Harness.run { h in
             let a = try await Tenant.make(h), b = try await Tenant.make(h)
             let tenantA = try #require(UUID(uuidString: a.tenantID)), tenantB = try #require(UUID(uuidString: b.tenantID))
-            try await h.env.database.withClient { client in
-                let logger = Self.logger
-                var secured: [String] = []
-                for try await (table, enabled, forced) in try await client.query("""
-                    SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity
-                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = 'notification' AND c.relkind = 'r' AND (c.relrowsecurity OR EXISTS (
-                      SELECT FROM information_schema.columns col
-                      WHERE col.table_schema = 'notification' AND col.table_name = c.relname AND col.column_name = 'tenant_id'))
-                    ORDER BY 1
-                    """, logger: logger).decode((String, Bool, Bool).self) {
-                    #expect(enabled && forced, "\(table): row security enabled \(enabled), forced \(forced)")
-                    secured.append(table)
+            try await RowLevelSecurityProbe.run(h.env.database) { probe in
+                let client = probe.client, logger = Self.logger
+                let tables = try await probe.expectTablesSecured(schema: "notification")
+                // delivery_attempts has no tenant_id: its policy admits the attempts of deliveries the query can see.
+                let secured = tables.filter { $0.hasTenantID || $0.enabled }
+                for table in secured {
+                    #expect(table.enabled && table.forced && table.policy, "\(table)")
                 }
-                #expect(secured == Self.securedTables)
+                #expect(secured.map(\.name) == Self.securedTables)
 
                 // imageUnhealthy alerts record no episode: one episode row per tenant, written as that tenant.
                 for tenant in [a, b] {
@@ -84,52 +73,41 @@ struct NotificationRowLevelSecurityTests {
                         return
                     }
                 }
-                for table in Self.securedTables {
-                    let all: PostgresQuery = "SELECT count(*)::int FROM notification.\(unescaped: table)"
-                    let plain = try await client.withConnection { try await Self.integer($0, all) }
-                    #expect(plain == 0, "\(table) without a tenant setting")
-                    let everyone = try await client.withSystemAccess(logger: logger) { try await Self.integer($0, all) }
-                    let ofA = try await client.withTenant(tenantA, logger: logger) { try await Self.integer($0, all) }
-                    let ofB = try await client.withTenant(tenantB, logger: logger) { try await Self.integer($0, all) }
-                    #expect(ofA >= 1 && ofB >= 1 && ofA + ofB == everyone, "\(table): A \(ofA), B \(ofB), all \(everyone)")
-                }
+                try await probe.checkTenantTables(schema: "notification", known: Set(secured.filter(\.hasTenantID).map(\.name)),
+                                                  tenantA: tenantA, tenantB: tenantB)
+                let attempts: PostgresQuery = "SELECT count(*)::int FROM notification.delivery_attempts"
+                let plain = try await client.withConnection { try await RowLevelSecurityProbe.integer($0, attempts) }
+                #expect(plain == 0, "delivery_attempts without a tenant setting")
+                let everyone = try await client.withSystemAccess(logger: logger) { try await RowLevelSecurityProbe.integer($0, attempts) }
+                let ofA = try await client.withTenant(tenantA, logger: logger) { try await RowLevelSecurityProbe.integer($0, attempts) }
+                let ofB = try await client.withTenant(tenantB, logger: logger) { try await RowLevelSecurityProbe.integer($0, attempts) }
+                #expect(ofA >= 1 && ofB >= 1 && ofA + ofB == everyone, "delivery_attempts: A \(ofA), B \(ofB), all \(everyone)")
                 let othersSeenByA = try await client.withTenant(tenantA, logger: logger) { connection in
-                    try await Self.integer(connection, """
-                        SELECT ((SELECT count(*) FROM notification.channels WHERE tenant_id <> \(tenantA))
-                          + (SELECT count(*) FROM notification.deliveries WHERE tenant_id <> \(tenantA))
-                          + (SELECT count(*) FROM notification.delivery_attempts a
-                             WHERE a.delivery_id = \(UUID(uuidString: b.deliveryID)!)))::int
+                    try await RowLevelSecurityProbe.integer(connection, """
+                        SELECT count(*)::int FROM notification.delivery_attempts a WHERE a.delivery_id = \(UUID(uuidString: b.deliveryID)!)
                         """)
                 }
                 #expect(othersSeenByA == 0)
+                try await probe.expectNoSettingLeft()
 
-                // A rule for tenant B written while tenant A is set: refused by WITH CHECK.
-                do {
-                    try await client.withTenant(tenantA, logger: logger) { connection in
-                        try await connection.query("""
-                            INSERT INTO notification.rules (id, tenant_id, subscription_id, name, kind, channel_ids)
-                            VALUES (\(UUID()), \(tenantB), \(UUID(uuidString: b.subscriptionID)!), 'intruder', 'imageUnhealthy',
-                                    \([UUID(uuidString: b.channelID)!]))
-                            """, logger: logger)
-                        return
-                    }
-                    Issue.record("an insert for tenant B succeeded while tenant A was set")
-                } catch let error as PSQLError {
-                    #expect(error.serverInfo?[.sqlState] == "42501")
-                }
+                // A rule for tenant B written while tenant A is set: refused by WITH CHECK (as one without a setting).
+                await probe.expectInserts({ tenant in
+                    let owner = tenant == tenantA ? a : b
+                    return """
+                        INSERT INTO notification.rules (id, tenant_id, subscription_id, name, kind, channel_ids)
+                        VALUES (\(UUID()), \(tenant), \(UUID(uuidString: owner.subscriptionID)!), 'intruder', 'imageUnhealthy',
+                                \([UUID(uuidString: owner.channelID)!]))
+                        """
+                }, tenantA: tenantA, tenantB: tenantB)
                 // Tenant A cannot record an attempt on B's delivery.
-                do {
+                #expect(await RowLevelSecurityProbe.sqlState {
                     try await client.withTenant(tenantA, logger: logger) { connection in
-                        try await connection.query("""
+                        _ = try await connection.query("""
                             INSERT INTO notification.delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome)
                             VALUES (\(UUID(uuidString: b.deliveryID)!), 99, now(), 1, 'failed')
                             """, logger: logger)
-                        return
                     }
-                    Issue.record("an attempt on tenant B's delivery was recorded while tenant A was set")
-                } catch let error as PSQLError {
-                    #expect(error.serverInfo?[.sqlState] == "42501")
-                }
+                } == "42501", "an attempt on tenant B's delivery while tenant A is set")
             }
             #expect(try await h.count("SELECT count(*)::int FROM notification.rules") == 2)
             #expect(try await h.count("SELECT count(*)::int FROM notification.delivery_attempts") == 2)

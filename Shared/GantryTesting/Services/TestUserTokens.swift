@@ -14,7 +14,7 @@ package enum TestUserTokens {
     package static let keyFile: String = {
         let pem = DevelopmentTokens.generateKeyPEM()
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-test-dev-key-\(UUID().uuidString).pem")
-        FileManager.default.createFile(atPath: url.path, contents: Data(pem.utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: url.path, contents: Data(pem.utf8), attributes: [.posixPermissions: 0o600])
         return url.path
     }()
 
