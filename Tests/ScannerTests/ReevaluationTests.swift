@@ -106,6 +106,10 @@ struct ReevaluationTests {
             let history = try listed.ok.body.json.items
             #expect(history.map(\.trigger) == [.reevaluation, .push])
             #expect(history[0].outcome == .reevaluated && history[0].findings == 1 && history[0].knowledgeBaseOperation == operation)
+            // Its times are in order: queued = started ≤ finished, the deadline not before it was queued.
+            #expect((history[0].durationMs ?? -1) >= 0, "durationMs \(String(describing: history[0].durationMs))")
+            if let started = history[0].startedAt, let finished = history[0].finishedAt { #expect(finished >= started) }
+            #expect((history[0].deadlineAt ?? .distantPast) >= history[0].queuedAt)
             let processed = try await h.api.listReevaluations(.init(query: .init())).ok.body.json.items
             #expect(processed.first?.operation == operation)
             #expect(processed.first?.imagesChecked == 1 && processed.first?.imagesChanged == 1)

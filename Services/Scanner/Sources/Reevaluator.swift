@@ -208,6 +208,7 @@ struct Reevaluator: Service {
         let decoder = JSONDecoder()
         let inventory = try decoder.decode(ImageInventory.self, from: Data(inventoryJSON.utf8))
         let stored = try decoder.decode([VulnerabilityFinding].self, from: Data(findingsJSON.utf8))
+        let started = Date()  // the re-evaluation's start, for its scan-history entry
         let result = try await Matcher.match(inventory, store: knowledgeBase)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -259,7 +260,8 @@ struct Reevaluator: Service {
                   priority, status, attempts, max_attempts, deadline_at, queued_at, started_at, finished_at, outcome,
                   findings, kb_operation)
                 VALUES (\(historyID), \(tenantID), \(subscriptionID), \(registryID), \(repository), \(digest), 'reevaluation',
-                  3, 'succeeded', 1, 1, \(now), \(now), \(now), now(), 'reevaluated', \(result.findings.count), \(operation))
+                  3, 'succeeded', 1, 1, \(now), \(started), \(started), greatest(clock_timestamp(), \(now)), 'reevaluated',
+                  \(result.findings.count), \(operation))
                 """, logger: logger)
             try await connection.query("""
                 UPDATE scanner.inventories SET findings = \(newJSON), kb_operation = greatest(kb_operation, \(operation)),
