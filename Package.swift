@@ -31,7 +31,7 @@ struct GantryService {
 }
 
 let services: [GantryService] = [
-    .init(name: "Discovery", executable: "gantry-discovery", api: "DiscoveryAPI", extra: ["RegistryClient", "ScannerAPI"]),
+    .init(name: "Discovery", executable: "gantry-discovery", api: "DiscoveryAPI", extra: ["RegistryClient", "ScannerAPI", "NotificationAPI"]),
     .init(name: "Ingestion", executable: "gantry-ingestion", api: "IngestionAPI", extra: ["DiscoveryAPI", "ScannerAPI", "RegistryClient"]),
     .init(name: "Scanner", executable: "gantry-scanner", api: "ScannerAPI",
           extra: ["DiscoveryAPI", "FindingsPolicyAPI", "BillingAPI", "NotificationAPI", "RegistryClient", "ImageAnalysis",
@@ -51,7 +51,7 @@ var targets: [Target] = [
     .target(
         name: "GantryRuntime",
         dependencies: [
-            "GantryModel", hummingbird, postgresNIO, asyncHTTPClient, openAPIRuntime, openAPIAHC, logging, crypto,
+            "GantryModel", "RegistryClient", hummingbird, postgresNIO, asyncHTTPClient, openAPIRuntime, openAPIAHC, logging, crypto,
             serviceLifecycle, nioCore, nioHTTP1, .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -64,8 +64,9 @@ var targets: [Target] = [
             path: "Shared/ImageAnalysis", swiftSettings: gantrySwiftSettings),
     .target(name: "VulnerabilityDB", dependencies: ["GantryModel", "CArchive", crypto, .product(name: "Yams", package: "Yams")],
             path: "Shared/VulnerabilityDB", swiftSettings: gantrySwiftSettings),
+    // Discovery: service tests run the real discovery beside the service (subscription ownership, issue 6).
     .target(name: "GantryTesting", dependencies: ["GantryRuntime", "GantryModel", postgresNIO, hummingbird, logging,
-                                                  asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle],
+                                                  asyncHTTPClient, nioCore, nioHTTP1, serviceLifecycle, "Discovery"],
             path: "Shared/GantryTesting", swiftSettings: gantrySwiftSettings),
     .executableTarget(
         name: "gantry",
@@ -145,9 +146,13 @@ for service in services {
 if let scannerTests = targets.first(where: { $0.name == "ScannerTests" }) {
     scannerTests.dependencies += ["Discovery", "GantryModel", asyncHTTPClient, openAPIRuntime]
 }
-// The ingestion tests register registries through discovery's parts.
+// The ingestion tests register registries through discovery's parts; the import tests run the scanner.
 if let ingestionTests = targets.first(where: { $0.name == "IngestionTests" }) {
-    ingestionTests.dependencies += ["Discovery"]
+    ingestionTests.dependencies += ["Discovery", "Scanner"]
+}
+// The crawl tests run notification beside discovery to see a crawl's registryUnreachable alert arrive.
+if let discoveryTests = targets.first(where: { $0.name == "DiscoveryTests" }) {
+    discoveryTests.dependencies += ["Notification"]
 }
 
 let package = Package(

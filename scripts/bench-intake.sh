@@ -11,7 +11,7 @@
 # Each combination of connections (BENCH_INTAKE_CONNECTIONS, default "4 8 32": concurrent senders, each
 # waiting for its answer) and events per request (1, as distribution sends them, and 10) is one run.
 #
-# Environment: BENCH_INTAKE_SECONDS (default 8),
+# Environment: BENCH_INTAKE_SECONDS (default 8), BENCH_SKIP_BUILD=1 (use the binaries already built),
 # GANTRY_TEST_DATABASE_URL (admin URL, default postgres://gantry:gantry@127.0.0.1:5433/postgres).
 GANTRY_SCRIPT=bench-intake
 # shellcheck source=scripts/common.sh
@@ -23,13 +23,15 @@ admin_url="${GANTRY_TEST_DATABASE_URL:-postgres://gantry:gantry@127.0.0.1:5433/p
 command -v psql >/dev/null || die "psql is missing (scripts/deps.sh installs postgresql-client)"
 "$GANTRY_ROOT/scripts/postgres.sh" start >/dev/null
 
-log "building gantry-discovery, gantry-ingestion and gantry-intake-bench (release)"
-for product in gantry-discovery gantry-ingestion gantry-intake-bench; do
-    swift build -c release --product "$product" >/dev/null
-done
+if [[ "${BENCH_SKIP_BUILD:-}" != 1 ]]; then
+    log "building gantry-discovery, gantry-ingestion and gantry-intake-bench (release)"
+    for product in gantry-discovery gantry-ingestion gantry-intake-bench; do
+        swift build -c release --product "$product" >/dev/null
+    done
+    # `gantry token create` signs the development user tokens the public routes need (docs/ROLES.md).
+    swift build --product gantry >/dev/null
+fi
 bin="$(swift build -c release --show-bin-path)"
-# `gantry token create` signs the development user tokens the public routes need (docs/ROLES.md).
-swift build --product gantry >/dev/null
 gantry_cli="$(swift build --show-bin-path)/gantry"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }

@@ -68,8 +68,11 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 return (.badRequest, "the request is not valid for operation \(serverError.operationID): \(describe(serverError.underlyingError))")
             }
             if serverError.causeDescription != "Unknown", (400..<500).contains(serverError.httpStatus.code) {
-                return (serverError.httpStatus,
-                        "the request is not valid for operation \(serverError.operationID): \(serverError.causeDescription): \(describe(serverError.underlyingError))")
+                // A runtime error without a cause of its own (a wrong Content-Type: 415) is its own underlying
+                // error, with the same text: say it once.
+                let underlying = describe(serverError.underlyingError)
+                let cause = underlying == serverError.causeDescription ? underlying : "\(serverError.causeDescription): \(underlying)"
+                return (serverError.httpStatus, "the request is not valid for operation \(serverError.operationID): \(cause)")
             }
             return (.internalServerError, "an internal error occurred; see the service log")
         case let httpError as HTTPError:

@@ -69,10 +69,13 @@ public final class ServiceRuntime: Sendable {
     /// Services stop in reverse order on graceful shutdown: list what others use (an HTTP client) first.
     ///
     /// - Parameter accessPolicy: the service's role table (docs/ROLES.md); routes missing from it are denied.
+    /// - Parameter subscriptionOwnership: when set, public routes with `{tenantId}` and `{subscriptionId}` answer
+    ///   404 unless discovery says the subscription is the tenant's (every service but discovery sets it).
     /// - Parameter routes: registers the service's routes (usually the generated `registerHandlers`).
     public func makeApplication(
         openAPIDocument: String,
         accessPolicy: AccessPolicy = AccessPolicy([]),
+        subscriptionOwnership: SubscriptionOwnership? = nil,
         services: [any Service] = [],
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         routes: (Router<BasicRequestContext>) throws -> Void
@@ -83,7 +86,7 @@ public final class ServiceRuntime: Sendable {
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
         router.add(middleware: ServiceAuthMiddleware(tokens: tokens, audience: configuration.service.rawValue))
-        router.add(middleware: UserAuthMiddleware(authenticator: users, policy: accessPolicy))
+        router.add(middleware: UserAuthMiddleware(authenticator: users, policy: accessPolicy, ownership: subscriptionOwnership))
         let database = self.database
         let readiness = self.readiness
         let logger = self.logger

@@ -90,14 +90,18 @@ public struct AccessPolicy: Sendable {
 
 /// Requires a valid user token (`Authorization: Bearer <JWT>`) on every non-exempt route and enforces the
 /// service's `AccessPolicy`: 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3) for a missing or invalid
-/// token, 403 when the caller lacks the role or the route has no row. Both are problem+json (RFC 9457).
+/// token, 400 for a `{tenantId}` that is not a UUID, 403 when the caller lacks the role or the route has no row.
+/// With `ownership`, a route with both `{tenantId}` and `{subscriptionId}` then answers 404 when the subscription
+/// is not the tenant's (503 when discovery cannot tell). All are problem+json (RFC 9457).
 public struct UserAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let authenticator: UserAuthenticator
     let policy: AccessPolicy
+    let ownership: SubscriptionOwnership?
 
-    public init(authenticator: UserAuthenticator, policy: AccessPolicy) {
+    public init(authenticator: UserAuthenticator, policy: AccessPolicy, ownership: SubscriptionOwnership? = nil) {
         self.authenticator = authenticator
         self.policy = policy
+        self.ownership = ownership
     }
 
     public func handle(_ request: Request, context: Context,
@@ -126,12 +130,23 @@ public struct UserAuthMiddleware<Context: RequestContext>: RouterMiddleware {
             }
         case .tenant(let allowed):
             let tenant = parameters["tenantId"] ?? ""
+            guard UUID(uuidString: tenant) != nil else {
+                return ProblemMiddleware<Context>.response(status: .badRequest,
+                                                           detail: "tenantId '\(tenant.prefix(100))' is not a UUID", instance: path)
+            }
             let held = user.roles(in: tenant)
             guard !held.isDisjoint(with: allowed) else {
                 let names = TenantRole.allCases.filter(allowed.contains).map(\.rawValue).joined(separator: ", ")
                 return Self.forbidden(path, held.isEmpty
                     ? "the token grants no role in tenant \(tenant)"
                     : "\(request.method.rawValue) \(route.template) requires one of: \(names)")
+            }
+        }
+        if let ownership, let tenant = parameters["tenantId"], let subscription = parameters["subscriptionId"] {
+            do {
+                try await ownership.check(tenant: tenant, subscription: subscription)
+            } catch let problem as ProblemError {
+                return ProblemMiddleware<Context>.response(status: problem.status, detail: problem.detail, instance: path)
             }
         }
         return try await AuthenticatedUser.$current.withValue(user) { try await next(request, context) }

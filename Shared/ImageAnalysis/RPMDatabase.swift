@@ -69,7 +69,7 @@ enum RPMDatabase {
     static func headers(files: [String: [UInt8]], backend: Backend) throws(RPMDatabaseError)
         -> (records: [RPMHeaderRecord], warnings: [String]) {
         let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("gantry-rpmdb-\(UUID().uuidString)", isDirectory: true)
+            .appendingPathComponent("gantry-rpmdb-\(UUID().uuidString.lowercased())", isDirectory: true)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false,
                                                     attributes: [.posixPermissions: 0o700])

@@ -18,19 +18,62 @@ import Darwin
 ///
 /// IPv4-mapped (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2) and NAT64 (`64:ff9b::/96`, RFC 6052) addresses are
 /// judged by the IPv4 address inside. Callers check the start URL and every redirect hop (`RegistryClient`
-/// does when given a guard). Resolution happens again when the connection is made, so a DNS answer that
-/// changes between the check and the connect (rebinding) is not covered; literal and stable names are.
+/// does when given a guard).
 ///
-/// Usage: `try AddressGuard(allowLoopback: profile == .development).check(url)`.
+/// DNS rebinding: `check` alone resolves the name, and a client that resolves it again to connect can be sent
+/// elsewhere by a second, different answer. `approve` returns the addresses it checked, and `PinnedHTTPClients`
+/// connects to exactly one of them (AsyncHTTPClient `dnsOverride`), so the connection never resolves the name.
+///
+/// Usage: `try AddressGuard(allowLoopback: profile == .development).check(url)`; services build theirs with
+/// `AddressGuard.forDeployment(_:)` (GantryRuntime).
 public struct AddressGuard: Sendable, Hashable {
     /// Accept loopback addresses (the development profile's local registry).
     public var allowLoopback: Bool
     /// Accept private-network addresses (a deployment whose profile reaches registries on its own network).
     public var allowPrivate: Bool
+    /// Resolves a host name (no brackets) to its addresses (4 or 16 bytes each), in the order a client would try
+    /// them. Only tests replace it (to answer differently on each call, as a rebinding DNS server would);
+    /// nil means getaddrinfo(3) (`AddressGuard.resolve`).
+    public var resolver: (@Sendable (String) -> [[UInt8]])?
 
-    public init(allowLoopback: Bool = false, allowPrivate: Bool = false) {
+    public init(allowLoopback: Bool = false, allowPrivate: Bool = false, resolver: (@Sendable (String) -> [[UInt8]])? = nil) {
         self.allowLoopback = allowLoopback
         self.allowPrivate = allowPrivate
+        self.resolver = resolver
+    }
+
+    /// Guards are equal when they refuse the same classes (the resolver is not compared).
+    public static func == (lhs: AddressGuard, rhs: AddressGuard) -> Bool {
+        lhs.allowLoopback == rhs.allowLoopback && lhs.allowPrivate == rhs.allowPrivate
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(allowLoopback)
+        hasher.combine(allowPrivate)
+    }
+
+    /// A URL's host and the addresses the guard checked for it and found allowed, for connecting to exactly those.
+    public struct Approval: Sendable, Equatable {
+        /// The host as the URL names it (brackets removed from an IPv6 literal).
+        public var host: String
+        /// The approved addresses as text (`203.0.113.7`, `2001:db8::1`), in resolution order; never empty.
+        public var addresses: [String]
+    }
+
+    /// Checks `url` like `check(_:)` and returns what it approved, so that the connection can be pinned to it.
+    /// - Throws: `AddressRefusal` as `check(_:)` does (an unresolved name is refused).
+    public func approve(_ url: URL) throws(AddressRefusal) -> Approval {
+        let host = try checkedHost(of: url)
+        let addresses = try check(host: host, port: url.port, describing: url.absoluteString, allowUnresolved: false)
+        return Approval(host: Self.unbracketed(host), addresses: addresses.map(Self.text))
+    }
+
+    /// `approve(_:)` for a URL string.
+    public func approve(_ urlString: String) throws(AddressRefusal) -> Approval {
+        guard let url = URL(string: urlString) else {
+            throw AddressRefusal(url: String(urlString.prefix(300)), reason: "it is not a URL")
+        }
+        return try approve(url)
     }
 
     /// What kind of place an address is.
@@ -41,13 +84,17 @@ public struct AddressGuard: Sendable, Hashable {
     /// Checks `url`: scheme, then every address its host resolves to.
     /// - Throws: `AddressRefusal` naming the URL, the address and the rule.
     public func check(_ url: URL) throws(AddressRefusal) {
+        _ = try approve(url)
+    }
+
+    private func checkedHost(of url: URL) throws(AddressRefusal) -> String {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
             throw AddressRefusal(url: url.absoluteString, reason: "only http and https URLs are allowed, not '\(url.scheme ?? "")'")
         }
         guard let host = url.host, !host.isEmpty else {
             throw AddressRefusal(url: url.absoluteString, reason: "the URL has no host")
         }
-        try check(host: host, port: url.port, describing: url.absoluteString)
+        return host
     }
 
     /// Checks a URL string; see `check(_:)`.
@@ -61,14 +108,16 @@ public struct AddressGuard: Sendable, Hashable {
     /// Checks a host name or address literal (brackets allowed for IPv6).
     /// - Parameter allowUnresolved: accept a name that does not resolve now (registration of a registry whose
     ///   DNS is not yet visible from here: every later connection is checked again).
+    /// - Returns: every address the host resolved to (all allowed); empty only for an unresolved, allowed name.
     /// - Throws: `AddressRefusal` when any address it resolves to is refused, or it does not resolve and
     ///   `allowUnresolved` is false.
+    @discardableResult
     public func check(host: String, port: Int? = nil, describing: String? = nil,
-                      allowUnresolved: Bool = false) throws(AddressRefusal) {
+                      allowUnresolved: Bool = false) throws(AddressRefusal) -> [[UInt8]] {
         let what = describing ?? host
-        let addresses = Self.resolve(host)
+        let addresses = resolver.map { $0(Self.unbracketed(host)) } ?? Self.resolve(host)
         guard !addresses.isEmpty else {
-            if allowUnresolved { return }
+            if allowUnresolved { return [] }
             throw AddressRefusal(url: what, reason: "the host '\(host.prefix(255))' does not resolve")
         }
         for address in addresses {
@@ -77,6 +126,11 @@ public struct AddressGuard: Sendable, Hashable {
                 throw AddressRefusal(url: what, reason: "'\(host.prefix(255))' resolves to \(Self.text(address)), \(reason)")
             }
         }
+        return addresses
+    }
+
+    static func unbracketed(_ host: String) -> String {
+        host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
 
     /// Why an address class is refused, or nil when it is allowed.
@@ -94,8 +148,7 @@ public struct AddressGuard: Sendable, Hashable {
 
     /// Every address (4 or 16 bytes) `host` resolves to; a literal resolves to itself. Empty when it does not resolve.
     public static func resolve(_ host: String) -> [[UInt8]] {
-        var name = host
-        if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+        let name = unbracketed(host)
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc)
@@ -157,7 +210,8 @@ public struct AddressGuard: Sendable, Hashable {
         }
     }
 
-    static func text(_ address: [UInt8]) -> String {
+    /// An address as text: dotted quad for 4 bytes, RFC 5952 form for 16.
+    public static func text(_ address: [UInt8]) -> String {
         if address.count == 4 { return address.map(String.init).joined(separator: ".") }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         var storage = in6_addr()

@@ -188,10 +188,12 @@ extension RegistryClient {
                 break
             }
             let replayable: Bool = if case .stream = body { false } else { true }
+            // SSRF guard (when set) and, with pinned clients, a connection to the approved address only.
+            let client = try connection(for: url)
             let response: HTTPClientResponse
             do {
-                response = try await httpClient.execute(request, timeout: Self.timeAmount(timeout ?? limits.requestTimeout),
-                                                        logger: logger)
+                response = try await client.execute(request, timeout: Self.timeAmount(timeout ?? limits.requestTimeout),
+                                                    logger: logger)
             } catch let error as HTTPClientError
                         where replayable && [.remoteConnectionClosed, .readTimeout, .writeTimeout].contains(error)
                             && attempt < limits.maxRetries {

@@ -44,12 +44,12 @@ extension RegistryClient {
         guard let url = components.string else {
             throw RegistryError.malformed("cannot build a token request from realm \(realm)")
         }
-        try addressGuard?.check(url)
+        let client = try connection(for: url)
         var request = HTTPClientRequest(url: url)
         if let credentials { request.headers.add(name: "Authorization", value: credentials.basicAuthorization) }
         let response: HTTPClientResponse
         do {
-            response = try await httpClient.execute(request, timeout: Self.timeAmount(limits.requestTimeout), logger: logger)
+            response = try await client.execute(request, timeout: Self.timeAmount(limits.requestTimeout), logger: logger)
         } catch {
             throw RegistryError.transport(url: url, message: String(describing: error))
         }

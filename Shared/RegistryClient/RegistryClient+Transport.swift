@@ -30,7 +30,8 @@ extension RegistryClient {
         var url = startURL
         while true {
             // SSRF guard: the start URL and every redirect hop (a registry may redirect to metadata endpoints).
-            try addressGuard?.check(url)
+            // With pinned clients the connection goes to exactly the address checked here (DNS rebinding).
+            let client = try connection(for: url)
             var request = HTTPClientRequest(url: url)
             request.method = .GET
             if !accept.isEmpty { request.headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
@@ -39,7 +40,7 @@ extension RegistryClient {
 
             let response: HTTPClientResponse
             do {
-                response = try await httpClient.execute(request, timeout: Self.timeAmount(timeout), logger: logger)
+                response = try await client.execute(request, timeout: Self.timeAmount(timeout), logger: logger)
             } catch let error as HTTPClientError
                         where [.remoteConnectionClosed, .readTimeout, .writeTimeout].contains(error) && attempt < limits.maxRetries {
                 // The connection broke mid-exchange; a fresh one may succeed. Connect failures are not

@@ -15,8 +15,12 @@ import NIOHTTP1
 /// Give it an `HTTPClient` configured with `redirectConfiguration: .disallow`: the client then
 /// follows redirects itself and keeps registry credentials away from other hosts (AsyncHTTPClient's
 /// own redirect handling forwards the `Authorization` header).
+///
+/// Services reaching tenant-supplied registries use `init(pinnedClients:)`: every request then connects to an
+/// address the SSRF guard approved for that very request (DNS rebinding defence, see `PinnedHTTPClients`).
 public final class RegistryClient: Sendable {
-    let httpClient: HTTPClient
+    let httpClient: HTTPClient?
+    let pinnedClients: PinnedHTTPClients?
     /// The bounds this client enforces.
     public let limits: RegistryLimits
     let logger: Logger
@@ -28,12 +32,34 @@ public final class RegistryClient: Sendable {
     ///   - httpClient: shared, owned and shut down by the caller.
     ///   - limits: size, retry and timeout bounds.
     ///   - logger: requests at `debug`, retries at `info`.
-    ///   - addressGuard: the SSRF guard; a refused URL throws `AddressRefusal` before any byte is sent.
+    ///   - addressGuard: the SSRF guard; a refused URL throws `AddressRefusal` before any byte is sent. The
+    ///     connection resolves the name again (not pinned): use `init(pinnedClients:)` for untrusted hosts.
     public init(httpClient: HTTPClient, limits: RegistryLimits = .init(), logger: Logger, addressGuard: AddressGuard? = nil) {
         self.httpClient = httpClient
+        self.pinnedClients = nil
         self.limits = limits
         self.logger = logger
         self.addressGuard = addressGuard
+    }
+
+    /// A client whose every request (start, redirect hop, token realm) is checked by `pinnedClients.addressGuard`
+    /// and sent over a connection to exactly the address the guard approved.
+    /// - Parameter pinnedClients: owned and shut down by the caller; configured with `redirectConfiguration: .disallow`.
+    public init(pinnedClients: PinnedHTTPClients, limits: RegistryLimits = .init(), logger: Logger) {
+        self.httpClient = nil
+        self.pinnedClients = pinnedClients
+        self.limits = limits
+        self.logger = logger
+        self.addressGuard = pinnedClients.addressGuard
+    }
+
+    /// The client to send a request to `url` with, after the SSRF guard (when set) approved it.
+    /// - Throws: `AddressRefusal`; `PinnedHTTPClients.ShutDown`.
+    func connection(for url: String) throws -> HTTPClient {
+        if let pinnedClients { return try pinnedClients.client(for: url) }
+        try addressGuard?.check(url)
+        // One of the two is always set by the initialisers.
+        return httpClient ?? HTTPClient.shared
     }
 
     /// Fetches a manifest or index: `GET /v2/<name>/manifests/<reference>` (distribution spec,

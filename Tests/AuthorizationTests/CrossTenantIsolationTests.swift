@@ -369,7 +369,8 @@ struct CrossTenantIsolationTests {
                 let bImport = env.url(.ingestion).absoluteString + "/v1/tenants/\(b.tenantID)/registries/\(b.registryID)/imports/\(b.importID)"
                 _ = try await eventually("B's import to finish", timeout: .seconds(60)) {
                     let status = (try? (try await Self.call("GET", bImport, token: bOwner)).json() as? [String: Any])?["status"] as? String
-                    return ["done", "failed"].contains(status ?? "") ? status : nil
+                    // Copied (or failed); the status then follows the scans (scanRequested … scanned).
+                    return status.map { !["queued", "copying"].contains($0) } == true ? status : nil
                 }
                 let bCrawls = env.url(.discovery).absoluteString + "\(bPath)/registries/\(b.registryID)/crawls"
                 _ = try await eventually("B's crawl to finish", timeout: .seconds(60)) {
@@ -390,7 +391,6 @@ struct CrossTenantIsolationTests {
                 let attacker = try await TestUserTokens.token([a.tenantID: TenantRole.allCases], subject: "owner-a-attacker")
                 var failures: [String] = []
                 var leaks: [String] = []
-                var unchecked: [String] = []
                 var crossCalls = 0
                 var ownCalls = 0
                 var ownSuccesses = 0
@@ -450,9 +450,7 @@ struct CrossTenantIsolationTests {
                         } else {
                             crossCalls += 1
                             if ![403, 404].contains(reply.status) || reply.header("Content-Type") != "application/problem+json" {
-                                let line = "\(label): \(reply.status) \(reply.header("Content-Type") ?? "") \(reply.text.prefix(200))"
-                                let named = Set(foreign.filter { owners[$0]?.tenantID == b.tenantID })
-                                if Self.isKnownContainerGap(route, namedByB: named) { unchecked.append(line) } else { failures.append(line) }
+                                failures.append("\(label): \(reply.status) \(reply.header("Content-Type") ?? "") \(reply.text.prefix(200))")
                             }
                         }
                     }
@@ -472,14 +470,10 @@ struct CrossTenantIsolationTests {
                 }
                 #expect(leaks.isEmpty, "\(leaks.count) answers with B's data:\n\(leaks.joined(separator: "\n"))")
                 #expect(failures.isEmpty, "\(failures.count) cross-tenant failures:\n\(failures.joined(separator: "\n"))")
-                // Known gap (reported in issue 6): outside discovery, a service scopes its queries to the path's
-                // tenant but does not check that {subscriptionId}/{registryId} belong to it, nor that an
-                // {imageDigest} exists before listing under it. Nothing leaks (checked above) and B's rows stay
-                // unchanged (checked below), but the answer is 2xx with empty data (writes store rows under A
-                // that name B's subscription) instead of 404.
-                withKnownIssue("tenant/subscription ownership unchecked outside discovery: 2xx instead of 404", isIntermittent: true) {
-                    #expect(unchecked.isEmpty, "\(unchecked.count) answers that should be 404:\n\(unchecked.joined(separator: "\n"))")
-                }
+                // Every service asks discovery whether {subscriptionId} is {tenantId}'s (SubscriptionOwnership):
+                // no write under A's tenant may have stored a row naming B's subscription.
+                let orphans = try await Self.orphanCounts(database, tenantID: a.tenantID, subscriptionID: b.subscriptionID)
+                #expect(orphans.isEmpty, "rows under A's tenant naming B's subscription: \(orphans)")
                 #expect(crossCalls > 60, "too few cross-tenant calls: \(crossCalls)")
                 #expect(ownCalls > 40 && ownSuccesses > 30, "too few own-scope calls: \(ownSuccesses) of \(ownCalls) succeeded")
 
@@ -500,11 +494,34 @@ struct CrossTenantIsolationTests {
         await database.drop()
     }
 
-    /// Whether a non-404 answer matches the known gap: a service other than discovery, B named only through
-    /// container parameters (subscription, registry, image digest), never through a resource's own ID.
-    static func isKnownContainerGap(_ route: SpecRoute, namedByB: Set<String>) -> Bool {
-        guard [.billing, .findingsPolicy, .notification, .ingestion].contains(route.service) else { return false }
-        return namedByB.isSubset(of: ["subscriptionId", "registryId", "imageDigest", "digest"])
+    /// Rows per tenant table (with a `subscription_id` column) that belong to `tenantID` but name `subscriptionID`:
+    /// orphans a cross-tenant write would leave; only tables with such rows are listed.
+    static func orphanCounts(_ database: TestDatabase, tenantID: String, subscriptionID: String) async throws -> [String: Int] {
+        let logger = Logger(label: "isolation")
+        return try await database.withClient { pool in try await pool.withSystemAccess(logger: logger) { client in
+            var tables: [String] = []
+            for try await (schema, table) in try await client.query("""
+                SELECT c.table_schema::text, c.table_name::text FROM information_schema.columns c
+                JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+                JOIN information_schema.columns s ON s.table_schema = c.table_schema AND s.table_name = c.table_name
+                  AND s.column_name = 'subscription_id'
+                WHERE c.column_name = 'tenant_id' AND t.table_type = 'BASE TABLE'
+                  AND c.table_schema IN ('discovery', 'ingestion', 'scanner', 'findings_policy', 'billing', 'notification')
+                ORDER BY 1, 2
+                """, logger: logger).decode((String, String).self) { tables.append("\(schema).\(table)") }
+            #expect(tables.count > 5, "too few tables with tenant_id and subscription_id: \(tables)")
+            var counts: [String: Int] = [:]
+            for table in tables {
+                var binds = PostgresBindings()
+                binds.append(tenantID)
+                binds.append(subscriptionID)
+                let rows = try await client.query(PostgresQuery(unsafeSQL:
+                    "SELECT count(*)::int FROM \(table) WHERE tenant_id::text = $1 AND subscription_id::text = $2", binds: binds),
+                    logger: logger)
+                for try await count in rows.decode(Int.self) where count > 0 { counts[table] = count }
+            }
+            return counts
+        } }
     }
 
     /// A webhook receiver that accepts every delivery.

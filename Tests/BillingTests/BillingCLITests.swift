@@ -30,7 +30,7 @@ struct BillingCLITests {
     @Test("usage prints periods per registry and totals; invoice prints the JSON or byte-for-byte the CSV billing serves")
     func usageAndInvoice() async throws {
         try await BillingHarness.run { h in
-            let scenario = UsageAndInvoiceTests.Scenario()
+            let scenario = UsageAndInvoiceTests.Scenario(account: try await h.account())
             try await scenario.record(on: h)
             let who = ["--tenant", scenario.account.tenant, "--subscription", scenario.account.subscription]
 

@@ -22,12 +22,26 @@ struct BillingHarness: Sendable {
             let env = try TestEnvironment(database: database, extra: extra)
             let app = try await buildBillingApplication(configuration: env.configuration(.billing))
             let harness = BillingHarness(env: env, database: database)
-            try await withRunningServices([app], readyPorts: [env.ports[.billing]!]) { try await body(harness) }
+            // Billing's public routes ask discovery whether the path's subscription is the tenant's.
+            try await withRunningServices([try await env.discoveryApplication(), app],
+                                          readyPorts: [env.discoveryPort, env.ports[.billing]!]) { try await body(harness) }
         } catch {
             await database.drop()
             throw error
         }
         await database.drop()
+    }
+
+    /// A tenant and subscription registered in the discovery beside billing, with a fresh registry ID.
+    func account() async throws -> Account {
+        let created = try await TestSubscription.create(in: env)
+        return Account(tenant: created.tenantID, subscription: created.subscriptionID)
+    }
+
+    /// Another subscription of `account`'s tenant, registered in discovery.
+    func account(sameTenantAs account: Account) async throws -> Account {
+        let created = try await TestSubscription.create(in: env, tenantID: account.tenant)
+        return Account(tenant: created.tenantID, subscription: created.subscriptionID)
     }
 
     /// `POST /internal/v1/usage` with a service token for billing (or `token`).

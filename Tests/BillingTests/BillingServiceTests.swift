@@ -12,8 +12,8 @@ struct BillingServiceTests {
     @Test("the first scan of a digest in a subscription is charged once; repeats, rescans and redeliveries are free")
     func chargesOncePerDigestAndSubscription() async throws {
         try await BillingHarness.run { h in
-            let account = Account()
-            let other = Account()
+            let account = try await h.account()
+            let other = try await h.account()
             let image = digest("a1")
 
             let firstScanID = UUID().uuidString.lowercased()
@@ -62,22 +62,23 @@ struct BillingServiceTests {
             #expect(otherUsage["amount"] as? String == "0.2900")
 
             // A subscription with no charges owes nothing, in the deployment's currency.
-            let empty = try await h.usage(tenant: UUID().uuidString, subscription: UUID().uuidString)
+            let fresh = try await h.account()
+            let empty = try await h.usage(tenant: fresh.tenant, subscription: fresh.subscription)
             #expect(empty["billableImages"] as? Int == 0)
             #expect(empty["amount"] as? String == "0.0000")
             #expect(empty["currency"] as? String == "USD")
             #expect((empty["charges"] as? [Any])?.isEmpty == true)
 
-            // Usage is per tenant too: another tenant asking for this subscription sees nothing.
-            let foreign = try await h.usage(tenant: other.tenant, subscription: account.subscription)
-            #expect(foreign["billableImages"] as? Int == 0)
+            // Usage is per tenant too: another tenant asking for this subscription is told it does not exist.
+            let foreign = try await TestHTTP.send(.GET, "\(h.base)/v1/tenants/\(other.tenant)/subscriptions/\(account.subscription)/usage")
+            #expect(try expectProblem(foreign, status: 404).contains("subscription \(account.subscription) not found in tenant \(other.tenant)"))
         }
     }
 
     @Test("20 concurrent first scans of one digest (different messages) produce exactly one charge")
     func concurrentScansChargeOnce() async throws {
         try await BillingHarness.run { h in
-            let account = Account()
+            let account = try await h.account()
             let image = digest("e5")
             let results = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<20 {
@@ -106,7 +107,7 @@ struct BillingServiceTests {
     @Test("the same message delivered 10 times at once has one effect; every delivery answers the same charge")
     func concurrentRedeliveryOneEffect() async throws {
         try await BillingHarness.run { h in
-            let account = Account()
+            let account = try await h.account()
             let scan = account.scan(digest("f6"), messageID: "once")
             let results = try await withThrowingTaskGroup(of: Receipt.self) { group in
                 for _ in 0..<10 { group.addTask { try await h.receipt(scan) } }
@@ -125,7 +126,7 @@ struct BillingServiceTests {
     @Test("bad UUIDs, digests, triggers, outcomes, hosts, future scan times and bodies are 400 problem+json and store nothing")
     func invalidUsage() async throws {
         try await BillingHarness.run { h in
-            let account = Account()
+            let account = try await h.account()
             let good = account.scan(digest("a1"))
             var cases: [(String, UsageMessage, String)] = []
             func bad(_ name: String, _ overrides: [String: String?], field: String) {
@@ -172,7 +173,7 @@ struct BillingServiceTests {
     @Test("a subscription reported under another tenant is refused with 409 and nothing of it is stored")
     func subscriptionOfAnotherTenant() async throws {
         try await BillingHarness.run { h in
-            let owner = Account()
+            let owner = try await h.account()
             #expect(try await h.charged(owner.scan(digest("a1"))))
             var intruder = owner
             intruder.tenant = UUID().uuidString.lowercased()
@@ -188,7 +189,7 @@ struct BillingServiceTests {
     @Test("failed and not-applicable scans, disabled plans, rescans and re-evaluations cost nothing, and are counted as scans")
     func freeScans() async throws {
         try await BillingHarness.run { h in
-            let account = Account()
+            let account = try await h.account()
             var failed = account.scan(digest("a1"))
             failed.outcome = "failed"
             var notApplicable = account.scan(digest("b2"))
@@ -231,7 +232,7 @@ struct BillingServiceTests {
     @Test("recording usage needs a service token addressed to billing")
     func usageNeedsServiceToken() async throws {
         try await BillingHarness.run { h in
-            let scan = Account().scan(digest("a1"))
+            let scan = try await h.account().scan(digest("a1"))
             let none = try await TestHTTP.json(.POST, "\(h.base)/internal/v1/usage", scan.json)
             try expectProblem(none, status: 401)
             let forDiscovery = try await h.env.tokens().token(for: "discovery")

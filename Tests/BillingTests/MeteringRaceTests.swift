@@ -15,7 +15,7 @@ struct MeteringRaceTests {
     @Test("20 concurrent senders × 50 deliveries (500 messages, each delivered twice, rescans mixed in) charge each (subscription, digest) exactly once")
     func raceManyScannersOnTheSameDigests() async throws {
         try await BillingHarness.run { h in
-            let accounts = [Account(), Account()]
+            let accounts = [try await h.account(), try await h.account()]
             // Per subscription and digest, five scans; digests ending in 9 are only ever rescanned or re-evaluated.
             var messages: [Message] = []
             for account in accounts {

@@ -42,7 +42,7 @@ struct PricesAndTrialTests {
             #expect((list["current"] as? [String: Any])?["unitPrice"] as? String == "0.2900")
 
             // Scan times (within the accepted clock skew) on either side of each change.
-            let account = Account()
+            let account = try await h.account()
             let cases: [(Date, String)] = [
                 (now.addingTimeInterval(-3600), "0.2900"), (first.addingTimeInterval(-1), "0.2900"), (first, "0.3500"),
                 (second.addingTimeInterval(-1), "0.3500"), (second.addingTimeInterval(60), "0.4000"),
@@ -97,7 +97,7 @@ struct PricesAndTrialTests {
             let future = Self.iso(Self.now().addingTimeInterval(3600))
             let refused = try await addPrice(h, ["unitPrice": "0.29", "currency": "USD", "effectiveFrom": future])
             #expect(try expectProblem(refused, status: 400).contains("bills in CNY"))
-            let receipt = try await h.receipt(Account().scan(digest("a1")))
+            let receipt = try await h.receipt(try await h.account().scan(digest("a1")))
             #expect(receipt.unitPrice == "1.8600" && receipt.currency == "CNY")
         }
     }
@@ -105,7 +105,7 @@ struct PricesAndTrialTests {
     @Test("the default 30-day trial starts with the first billable scan: charges inside it are 0 with their list price")
     func defaultTrial() async throws {
         try await BillingHarness.run(extra: [:]) { h in
-            let account = Account()
+            let account = try await h.account()
             let path = "/v1/tenants/\(account.tenant)/subscriptions/\(account.subscription)/trial"
             let before = try await h.get(path)
             #expect(before["days"] as? Int == 30 && before["active"] as? Bool == true && before["startsAt"] == nil)
@@ -149,7 +149,7 @@ struct PricesAndTrialTests {
     @Test("a trial configured per subscription: none, or 7 days; bad lengths 400, another tenant's subscription 404")
     func configuredTrials() async throws {
         try await BillingHarness.run(extra: ["GANTRY_BILLING_TRIAL_DAYS": "30"]) { h in
-            let none = Account(), week = Account()
+            let none = try await h.account(), week = try await h.account()
             func path(_ account: Account) -> String {
                 "\(h.base)/v1/tenants/\(account.tenant)/subscriptions/\(account.subscription)/trial"
             }
@@ -173,10 +173,10 @@ struct PricesAndTrialTests {
             var intruder = week
             intruder.tenant = UUID().uuidString.lowercased()
             #expect(try expectProblem(try await TestHTTP.json(.PUT, path(intruder), ["days": 365]), status: 404)
-                .contains("has no subscription"))
-            // The intruder sees the default, not the owner's trial.
-            let seen = try await h.get("/v1/tenants/\(intruder.tenant)/subscriptions/\(week.subscription)/trial")
-            #expect(seen["days"] as? Int == 30 && seen["startsAt"] == nil)
+                .contains("not found in tenant"))
+            // The intruder is told the subscription does not exist, not the owner's trial.
+            let seen = try await TestHTTP.send(.GET, path(intruder))
+            #expect(try expectProblem(seen, status: 404).contains("subscription \(week.subscription) not found in tenant \(intruder.tenant)"))
             #expect(try await h.get("/v1/tenants/\(week.tenant)/subscriptions/\(week.subscription)/trial")["days"] as? Int == 7)
         }
     }

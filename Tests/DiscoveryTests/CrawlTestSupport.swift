@@ -25,6 +25,8 @@ enum FakeRegistry {
         /// `tags/list` of any repository lists t1…t5, `n` per page, with `Link` to the next page (absolute on the
         /// first page, relative after, beside a `prev` link), as the distribution spec's "Listing Tags" describes.
         case pagedTags
+        /// A registry with nothing in it: `/v2/_catalog` lists no repository and links no further page.
+        case empty
     }
 
     /// An application serving `behaviour` on `port`, and the number of catalog pages it served.
@@ -46,6 +48,8 @@ enum FakeRegistry {
             switch behaviour {
             case .htmlCatalog:
                 return html("<!DOCTYPE html><html><body>Not a catalog</body></html>")
+            case .empty:
+                return json(#"{"repositories":[]}"#)
             case .catalogLinkLoop:
                 var response = json(#"{"repositories":["loop\#(page)"]}"#)
                 response.headers[HTTPField.Name("Link")!] = #"</v2/_catalog?last=loop&n=1>; rel="next""#

@@ -14,7 +14,7 @@ struct DiscoveryRowLevelSecurityTests {
     static let logger = Logger(label: "test-rls")
     /// The tables known today; the test checks every table it finds, and that these are among them.
     static let knownTenantTables: Set<String> = ["audit_log", "crawls", "digests", "plan_history", "registries", "repositories",
-                                                 "subscriptions", "tag_history"]
+                                                 "subscriptions", "tag_history", "unreachable_registries"]
 
     /// One tenant's rows in every tenant table (and `tenants`), written with system access.
     static func seed(_ client: PostgresClient, tenant: UUID, label: String) async throws {
@@ -40,6 +40,10 @@ struct DiscoveryRowLevelSecurityTests {
             """
             INSERT INTO discovery.tag_history (tenant_id, registry_id, repository, tag, digest)
             VALUES (\(tenant), \(registry), 'team/app', 'latest', 'sha256:aa')
+            """,
+            """
+            INSERT INTO discovery.unreachable_registries (tenant_id, registry_id, since, last_error)
+            VALUES (\(tenant), \(registry), now(), 'connection refused')
             """,
         ]
         try await client.withSystemAccess(logger: logger) { connection in

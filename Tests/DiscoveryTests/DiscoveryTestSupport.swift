@@ -4,7 +4,9 @@ import GantryRuntime
 import GantryTesting
 import Logging
 import NIOHTTP1
+import Notification
 import PostgresNIO
+import ServiceLifecycle
 import Testing
 
 /// A discovery service running in-process on a fresh database, and calls against it.
@@ -16,13 +18,20 @@ struct DiscoveryHarness: Sendable {
 
     /// Creates a database, runs discovery on it for the length of `body`, then drops the database,
     /// whether `body` passed or threw.
-    static func run(extra: [String: String] = [:], _ body: @Sendable (DiscoveryHarness) async throws -> Void) async throws {
+    /// - Parameter notification: also run the notification service, which discovery's outbox sends alerts to.
+    static func run(extra: [String: String] = [:], notification: Bool = false,
+                    _ body: @Sendable (DiscoveryHarness) async throws -> Void) async throws {
         let database = try await TestDatabase.create()
         do {
             let env = try TestEnvironment(database: database, extra: extra)
-            let app = try await buildDiscoveryApplication(configuration: env.configuration(.discovery))
+            var services: [any Service] = [try await buildDiscoveryApplication(configuration: env.configuration(.discovery))]
+            var ports = [env.ports[.discovery]!]
+            if notification {
+                services.append(try await buildNotificationApplication(configuration: env.configuration(.notification)))
+                ports.append(env.ports[.notification]!)
+            }
             let harness = DiscoveryHarness(env: env, database: database)
-            try await withRunningServices([app], readyPorts: [env.ports[.discovery]!]) {
+            try await withRunningServices(services, readyPorts: ports) {
                 try await body(harness)
             }
         } catch {

@@ -49,20 +49,9 @@ struct BillingFaultTests {
             ]
             try await withRunningServices(services, readyPorts: running.compactMap { env.ports[$0] }) {
                 try await database.withClient { db in
-                    let discovery = env.url(.discovery).absoluteString
-                    let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": "billing-fault"])
-                    let tenantID = try #require(try tenant.object()["id"] as? String, "\(tenant.text)")
-                    let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
-                                                               ["name": "billing-fault", "cloudType": "commercial"])
-                    let subscriptionID = try #require(try subscription.object()["id"] as? String, "\(subscription.text)")
-                    let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
-                                                       ["enabled": true])
-                    try #require(plan.status == 200, "\(plan.text)")
-                    let registered = try await TestHTTP.json(
-                        .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries",
-                        ["loginServer": registry.host, "insecure": true])
-                    try #require(registered.status == 201, "\(registered.text)")
-                    let registryID = try #require(try registered.object()["id"] as? String)
+                    let registration = try await Registration.register(env, name: "billing-fault", registryHost: registry.host)
+                    let (tenantID, subscriptionID, registryID) = (registration.tenantID, registration.subscriptionID,
+                                                                  registration.registryID)
 
                     // The Alpine 3.7 and 3.10 knowledge, imported the way an operator does.
                     let token = try await env.tokens(issuer: "gantry-cli").token(for: "scanner")

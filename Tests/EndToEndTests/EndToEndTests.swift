@@ -38,12 +38,7 @@ struct EndToEndTests {
 
         /// Pushes a corpus image with skopeo and returns the digest the registry stored.
         func push(_ archive: String, repository: String, tag: String) async throws -> String {
-            try Skopeo.copy(ociArchive: try Corpus.file(archive), to: registry.host, repository: repository, tag: tag,
-                            credentials: credentials.map { ($0.username, $0.password) })
-            let client = RegistryClient(httpClient: .shared, logger: Logger(label: "e2e"))
-            let fetched = try await client.manifest(RegistryEndpoint(baseURL: registry.baseURL, credentials: credentials),
-                                                    repository: repository, reference: tag)
-            return fetched.digest.description
+            try await pushCorpusImage(archive, to: registry, repository: repository, tag: tag, credentials: credentials)
         }
 
         func assessment(_ digest: String) async throws -> [String: Any]? {
@@ -86,30 +81,15 @@ struct EndToEndTests {
                 sink.application(port: sinkPort),
             ]
             try await withRunningServices(services, readyPorts: Array(env.ports.values) + [sinkPort]) {
-                let discovery = env.url(.discovery).absoluteString
-                let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": "e2e"])
-                try #require(tenant.status == 201, "\(tenant.text)")
-                let tenantID = try #require((try tenant.json() as? [String: Any])?["id"] as? String)
-                let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
-                                                           ["name": "e2e", "cloudType": "commercial"])
-                let subscriptionID = try #require((try subscription.json() as? [String: Any])?["id"] as? String)
-                let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
-                                                   ["enabled": true])
-                try #require(plan.status == 200, "\(plan.text)")
-                var registration: [String: Any] = ["loginServer": registry.host, "insecure": true]
-                if let credentials {
-                    registration["credentials"] = ["username": credentials.username, "password": credentials.password]
-                }
-                let registered = try await TestHTTP.json(
-                    .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries", registration)
-                try #require(registered.status == 201, "\(registered.text)")
-                let registryID = try #require((try registered.json() as? [String: Any])?["id"] as? String)
+                let registration = try await Registration.register(env, name: "e2e", registryHost: registry.host,
+                                                                   credentials: credentials)
+                let (tenantID, subscriptionID) = (registration.tenantID, registration.subscriptionID)
                 let hook = try await TestHTTP.json(
                     .POST, env.url(.notification).absoluteString + "/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/webhooks",
                     ["url": "http://127.0.0.1:\(sinkPort)/hook", "secret": sink.secret])
                 try #require(hook.status == 201, "\(hook.text)")
                 let stack = Stack(env: env, registry: registry, sink: sink, credentials: credentials, tenantID: tenantID,
-                                  subscriptionID: subscriptionID, registryID: registryID)
+                                  subscriptionID: subscriptionID, registryID: registration.registryID)
                 // The knowledge base, imported the way an operator (or `gantry feeds`) does.
                 let token = try await stack.token("scanner")
                 let feeds = try Corpus.file("3-vuln-feeds/alpine")

@@ -23,29 +23,6 @@ import Testing
 @Suite("Ingestion and scan-queue faults", .serialized,
        .enabled(if: Corpus.isAvailable, "the test corpus (../shared/corpus) is missing"))
 struct IngestionFaultTests {
-    /// Tenant, subscription (plan on) and registry, registered through discovery's API.
-    struct Registration: Sendable {
-        var tenantID: String
-        var subscriptionID: String
-        var registryID: String
-    }
-
-    static func register(_ env: TestEnvironment, registryHost: String) async throws -> Registration {
-        let discovery = env.url(.discovery).absoluteString
-        let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": "faults"])
-        let tenantID = try #require((try tenant.json() as? [String: Any])?["id"] as? String, "\(tenant.text)")
-        let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
-                                                   ["name": "faults", "cloudType": "commercial"])
-        let subscriptionID = try #require((try subscription.json() as? [String: Any])?["id"] as? String)
-        let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
-                                           ["enabled": true])
-        try #require(plan.status == 200, "\(plan.text)")
-        let registry = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries",
-                                               ["loginServer": registryHost, "insecure": true])
-        let registryID = try #require((try registry.json() as? [String: Any])?["id"] as? String, "\(registry.text)")
-        return Registration(tenantID: tenantID, subscriptionID: subscriptionID, registryID: registryID)
-    }
-
     /// Imports the corpus's Alpine 3.7 secdb through the scanner's API (for findings on alpine 3.7 images).
     static func importFeeds(_ env: TestEnvironment) async throws {
         let token = try await env.tokens(issuer: "gantry-cli").token(for: "scanner")
@@ -80,13 +57,6 @@ struct IngestionFaultTests {
         }
     }
 
-    static func push(_ registry: TestRegistry, repository: String, tag: String) async throws -> String {
-        try Skopeo.copy(ociArchive: try Corpus.file("images/alpine-3.7.3.oci.tar"), to: registry.host, repository: repository, tag: tag)
-        let client = RegistryClient(httpClient: .shared, logger: Logger(label: "faults"))
-        return try await client.manifest(RegistryEndpoint(baseURL: registry.baseURL, credentials: nil),
-                                         repository: repository, reference: tag).digest.description
-    }
-
     /// The scanner's settings for these tests: a short lease so that a killed worker's job is taken again
     /// within seconds, no feed downloads.
     static let scannerSettings = [
@@ -109,8 +79,8 @@ struct IngestionFaultTests {
         ]
         try await withRunningServices(services, readyPorts: [env.ports[.discovery]!, env.ports[.findingsPolicy]!,
                                                              env.ports[.billing]!]) {
-            let registration = try await Self.register(env, registryHost: registry.host)
-            let digest = try await Self.push(registry, repository: "faults/alpine", tag: "3.7.3")
+            let registration = try await Registration.register(env, name: "faults", registryHost: registry.host)
+            let digest = try await pushCorpusImage("images/alpine-3.7.3.oci.tar", to: registry, repository: "faults/alpine", tag: "3.7.3")
             var environment = env.environment
             environment["GANTRY_PORT"] = String(env.ports[.scanner]!)
             environment["GANTRY_SCAN_WORKERS"] = "1"
@@ -187,7 +157,7 @@ struct IngestionFaultTests {
             try await buildBillingApplication(configuration: env.configuration(.billing)),
         ]
         try await withRunningServices(services, readyPorts: [.discovery, .ingestion, .scanner, .findingsPolicy, .billing].map { env.ports[$0]! }) {
-            let registration = try await Self.register(env, registryHost: registry.host)
+            let registration = try await Registration.register(env, name: "faults", registryHost: registry.host)
             try await Self.importFeeds(env)
             let digests = try await Self.manifestVariants(registry, repository: "burst/app", count: 100)
             #expect(Set(digests).count == 100)
@@ -257,9 +227,9 @@ struct IngestionFaultTests {
             try await buildBillingApplication(configuration: env.configuration(.billing)),
         ]
         try await withRunningServices(services, readyPorts: [.discovery, .scanner, .billing].map { env.ports[$0]! }) {
-            let registration = try await Self.register(env, registryHost: registry.host)
+            let registration = try await Registration.register(env, name: "faults", registryHost: registry.host)
             try await Self.importFeeds(env)
-            let digest = try await Self.push(registry, repository: "down/alpine", tag: "3.7.3")
+            let digest = try await pushCorpusImage("images/alpine-3.7.3.oci.tar", to: registry, repository: "down/alpine", tag: "3.7.3")
             _ = try await Self.requestScan(env, registration, repository: "down/alpine", digest: digest)
             // "Down for minutes" shortened to one failed delivery: the relay's HTTP client keeps retrying a
             // refused connection until its 15 s request timeout, so one failure already means 15 s down.
@@ -301,7 +271,7 @@ struct IngestionFaultTests {
             try await buildIngestionApplication(configuration: env.configuration(.ingestion)),
         ]
         try await withRunningServices(services, readyPorts: [env.ports[.discovery]!, env.ports[.ingestion]!]) {
-            let registration = try await Self.register(env, registryHost: "restart.example.com")
+            let registration = try await Registration.register(env, name: "faults", registryHost: "restart.example.com")
             let url = env.url(.ingestion).absoluteString + "/v1/events/distribution"
             // 2,000 pushes of 20 digests in envelopes of 10; a sender re-sends an envelope until it is
             // acknowledged, as distribution does.
@@ -379,7 +349,7 @@ struct IngestionFaultTests {
     /// Pushes one image with skopeo, then `count - 1` more manifests that differ from it only by an
     /// annotation (same config and layers), through the registry's manifest API: `count` real digests.
     static func manifestVariants(_ registry: TestRegistry, repository: String, count: Int) async throws -> [String] {
-        let first = try await push(registry, repository: repository, tag: "base")
+        let first = try await pushCorpusImage("images/alpine-3.7.3.oci.tar", to: registry, repository: repository, tag: "base")
         var get = HTTPClientRequest(url: "\(registry.baseURL.absoluteString)/v2/\(repository)/manifests/base")
         get.headers.add(name: "Accept", value: "application/vnd.oci.image.manifest.v1+json")
         get.headers.add(name: "Accept", value: "application/vnd.docker.distribution.manifest.v2+json")

@@ -50,7 +50,7 @@ struct FindingsPolicyRowLevelSecurityTests {
     @Test("no tenant set: no rows; tenant A set: only A's rows, and writing B's fails (42501); system access sees all")
     func sqlLevelIsolation() async throws {
         try await FindingsPolicyServiceTests.withService { h in
-            let b = Harness(env: h.env, token: h.token)
+            let b = try await h.otherTenant()
             try await Self.seed(h, digest: Harness.digest(1))
             try await Self.seed(b, digest: Harness.digest(2))
             let tenantA = try #require(UUID(uuidString: h.tenantID)), tenantB = try #require(UUID(uuidString: b.tenantID))
@@ -87,7 +87,7 @@ struct FindingsPolicyRowLevelSecurityTests {
             #expect(try await h.count("SELECT count(*)::int FROM findings_policy.assessments WHERE tenant_id = '\(tenantB)'") == 0)
             #expect(try await h.count("SELECT count(*)::int FROM findings_policy.inbox") == 1, "only A's report was claimed")
 
-            // B's user, under B's tenant, asks for A's subscription: nothing of A's.
+            // B's user, under B's tenant, asks for A's subscription: 404 (discovery says it is A's), nothing of A's.
             let crossed = "\(h.base)/v1/tenants/\(tenantB)/subscriptions/\(h.subscriptionID)"
             let token = try await TestUserTokens.token([tenantB: [.owner]], subject: "b-owner")
             /// The status and how many entries `key` lists.
@@ -98,10 +98,10 @@ struct FindingsPolicyRowLevelSecurityTests {
             }
             #expect(try await TestHTTP.send(.GET, crossed + "/assessments/\(digest)",
                                             headers: ["Authorization": "Bearer \(token)"]).status == 404)
-            #expect(try await listed("/assessments") == "200 0")
-            #expect(try await listed("/rules") == "200 0")
-            #expect(try await listed("/vexDocuments") == "200 0")
-            #expect(try await listed("/subAssessments", "value") == "200 0")
+            #expect(try await listed("/assessments") == "404 -1")
+            #expect(try await listed("/rules") == "404 -1")
+            #expect(try await listed("/vexDocuments") == "404 -1")
+            #expect(try await listed("/subAssessments", "value") == "404 -1")
         }
     }
 }

@@ -15,9 +15,22 @@ import Testing
     struct Harness: Sendable {
         let env: TestEnvironment
         let token: String
-        let tenantID = UUID().uuidString.lowercased()
-        let subscriptionID = UUID().uuidString.lowercased()
+        let tenantID: String
+        let subscriptionID: String
         let registryID = UUID().uuidString.lowercased()
+
+        /// - Parameter subscription: registered in the discovery beside the service (its public routes check it).
+        init(env: TestEnvironment, token: String, subscription: TestSubscription) {
+            self.env = env
+            self.token = token
+            tenantID = subscription.tenantID
+            subscriptionID = subscription.subscriptionID
+        }
+
+        /// A harness for another tenant with its own subscription, registered in the same discovery.
+        func otherTenant() async throws -> Harness {
+            Harness(env: env, token: token, subscription: try await TestSubscription.create(in: env))
+        }
 
         var base: String { env.url(.findingsPolicy).absoluteString }
         var assessments: String { "\(base)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/assessments" }
@@ -97,8 +110,10 @@ import Testing
             let env = try TestEnvironment(database: database, extra: extra)
             let app = try await buildFindingsPolicyApplication(configuration: env.configuration(.findingsPolicy))
             let token = try await env.tokens().token(for: "findings-policy")
-            try await withRunningServices([app], readyPorts: [env.ports[.findingsPolicy]!]) {
-                try await body(Harness(env: env, token: token))
+            // Public routes ask discovery whether the path's subscription is the tenant's: run the real one beside.
+            try await withRunningServices([try await env.discoveryApplication(), app],
+                                          readyPorts: [env.discoveryPort, env.ports[.findingsPolicy]!]) {
+                try await body(Harness(env: env, token: token, subscription: try await TestSubscription.create(in: env)))
             }
             await database.drop()
         } catch {
@@ -180,13 +195,16 @@ import Testing
             #expect((unhealthy["items"] as? [[String: Any]])?.compactMap { $0["imageDigest"] as? String } == [Harness.digest(10)])
 
             // Another subscription of the same tenant sees nothing.
-            let (_, other) = try await h.get(
-                "\(h.base)/v1/tenants/\(h.tenantID)/subscriptions/\(UUID().uuidString.lowercased())/assessments")
+            let sibling = try await TestSubscription.create(in: h.env, tenantID: h.tenantID)
+            let (_, other) = try await h.get("\(h.base)\(sibling.path)/assessments")
             #expect((other["items"] as? [Any])?.isEmpty == true)
-            // Another tenant asking for this subscription sees nothing either.
-            let (_, foreign) = try await h.get(
+            // An unknown subscription, and this one asked for under another tenant, are 404 (discovery's word).
+            let unknownSubscription = try await TestHTTP.send(.GET,
+                "\(h.base)/v1/tenants/\(h.tenantID)/subscriptions/\(UUID().uuidString.lowercased())/assessments")
+            #expect(try expectProblem(unknownSubscription, status: 404).contains("not found in tenant \(h.tenantID)"))
+            let foreign = try await TestHTTP.send(.GET,
                 "\(h.base)/v1/tenants/\(UUID().uuidString.lowercased())/subscriptions/\(h.subscriptionID)/assessments")
-            #expect((foreign["items"] as? [Any])?.isEmpty == true)
+            #expect(try expectProblem(foreign, status: 404).contains("subscription \(h.subscriptionID) not found"))
 
             let unknown = try await TestHTTP.send(.GET, "\(h.assessments)/\(Harness.digest(99))")
             #expect(unknown.status == 404)

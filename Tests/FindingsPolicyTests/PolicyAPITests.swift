@@ -148,10 +148,10 @@ extension FindingsPolicyServiceTests.Harness {
 
             // Another tenant sees neither the rules nor the audit log.
             let foreign = "\(h.base)/v1/tenants/\(UUID().uuidString.lowercased())/subscriptions/\(h.subscriptionID)"
-            let (_, foreignRules) = try await h.get("\(foreign)/rules")
-            #expect((foreignRules["items"] as? [Any])?.isEmpty == true)
-            let (_, foreignAudit) = try await h.get("\(foreign)/auditEvents")
-            #expect((foreignAudit["items"] as? [Any])?.isEmpty == true)
+            let (foreignRules, _) = try await h.get("\(foreign)/rules")
+            #expect(foreignRules == 404)
+            let (foreignAudit, _) = try await h.get("\(foreign)/auditEvents")
+            #expect(foreignAudit == 404)
         }
     }
 

@@ -18,24 +18,6 @@ struct IngestionRowLevelSecurityTests {
     /// The tenant tables known today; a new one is checked without being listed here.
     static let knownTenantTables: Set<String> = ["events", "image_tags", "images", "imports", "webhook_secrets"]
 
-    /// A second tenant with an enabled plan and registry `loginServer`, registered through discovery.
-    static func secondTenant(_ h: IngestionHarness, loginServer: String) async throws -> (tenant: String, registry: String) {
-        let tenant = try await TestHTTP.json(.POST, "\(h.discovery)/v1/tenants", ["name": "second"])
-        let tenantIDValue = try tenant.object()["id"]
-        let tenantID = try #require(tenantIDValue as? String)
-        let subscription = try await TestHTTP.json(.POST, "\(h.discovery)/v1/tenants/\(tenantID)/subscriptions",
-                                                   ["name": "second", "cloudType": "commercial"])
-        let subscriptionIDValue = try subscription.object()["id"]
-        let subscriptionID = try #require(subscriptionIDValue as? String)
-        let plan = try await TestHTTP.json(.PUT, "\(h.discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
-                                           ["enabled": true])
-        try #require(plan.status == 200, "\(plan.text)")
-        let registry = try await TestHTTP.json(
-            .POST, "\(h.discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries", ["loginServer": loginServer])
-        let registryIDValue = try registry.object()["id"]
-        return (tenantID, try #require(registryIDValue as? String))
-    }
-
     /// Fills every tenant table for the tenant through the API (a webhook secret; a push with a tag, processed:
     /// events, images, image_tags) and an import job row written as the tenant.
     static func seed(_ h: IngestionHarness, client: PostgresClient, tenant: String, registry: String, host: String,
@@ -69,7 +51,7 @@ struct IngestionRowLevelSecurityTests {
     @Test("no tenant set: no rows; tenant A set: only A's rows, and writing B's fails (42501); system access sees all")
     func sqlLevelIsolation() async throws {
         try await IngestionHarness.run { h in
-            let b = try await Self.secondTenant(h, loginServer: "second.example.com")
+            let b = try await h.secondTenant(loginServer: "second.example.com")
             try await RowLevelSecurityProbe.run(h.database) { probe in
                 try await Self.seed(h, client: probe.client, tenant: h.tenantID, registry: h.registryID, host: h.loginServer,
                                     digest: IngestionHarness.digest("a1"))

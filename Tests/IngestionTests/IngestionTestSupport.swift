@@ -38,27 +38,11 @@ struct IngestionHarness: Sendable {
                 try await buildIngestionApplication(configuration: env.configuration(.ingestion)),
             ]
             try await withRunningServices(services, readyPorts: [env.ports[.discovery]!, env.ports[.ingestion]!]) {
-                let discovery = env.url(.discovery).absoluteString
-                let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": "ingestion-tests"])
-                try #require(tenant.status == 201, "\(tenant.text)")
-                let tenantIDValue = try tenant.object()["id"]
-                let tenantID = try #require(tenantIDValue as? String)
-                let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
-                                                           ["name": "main", "cloudType": "commercial"])
-                try #require(subscription.status == 201, "\(subscription.text)")
-                let subscriptionIDValue = try subscription.object()["id"]
-                let subscriptionID = try #require(subscriptionIDValue as? String)
-                let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
-                                                   ["enabled": planEnabled])
-                try #require(plan.status == 200, "\(plan.text)")
-                let registry = try await TestHTTP.json(
-                    .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries",
-                    ["loginServer": loginServer, "credentials": ["username": "robot", "password": "robot-password"]])
-                try #require(registry.status == 201, "\(registry.text)")
-                let registryIDValue = try registry.object()["id"]
-                let registryID = try #require(registryIDValue as? String)
-                try await body(IngestionHarness(env: env, database: database, tenantID: tenantID,
-                                                subscriptionID: subscriptionID, registryID: registryID,
+                let ids = try await register(discovery: env.url(.discovery).absoluteString, tenant: "ingestion-tests",
+                                             subscription: "main", planEnabled: planEnabled, loginServer: loginServer,
+                                             credentials: ["username": "robot", "password": "robot-password"])
+                try await body(IngestionHarness(env: env, database: database, tenantID: ids.tenant,
+                                                subscriptionID: ids.subscription, registryID: ids.registry,
                                                 loginServer: loginServer))
             }
         } catch {
@@ -66,6 +50,39 @@ struct IngestionHarness: Sendable {
             throw error
         }
         await database.drop()
+    }
+
+    /// Creates a tenant, a subscription with its plan enabled or not, and registry `loginServer` (with basic-auth
+    /// `credentials` when given) through discovery's API.
+    /// - Returns: the IDs discovery answered (lower-case UUIDs).
+    static func register(discovery: String, tenant name: String, subscription subscriptionName: String, planEnabled: Bool = true,
+                         loginServer: String, credentials: [String: String]? = nil)
+        async throws -> (tenant: String, subscription: String, registry: String) {
+        let tenant = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants", ["name": name])
+        try #require(tenant.status == 201, "\(tenant.text)")
+        let tenantIDValue = try tenant.object()["id"]
+        let tenantID = try #require(tenantIDValue as? String)
+        let subscription = try await TestHTTP.json(.POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions",
+                                                   ["name": subscriptionName, "cloudType": "commercial"])
+        try #require(subscription.status == 201, "\(subscription.text)")
+        let subscriptionIDValue = try subscription.object()["id"]
+        let subscriptionID = try #require(subscriptionIDValue as? String)
+        let plan = try await TestHTTP.json(.PUT, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/plan",
+                                           ["enabled": planEnabled])
+        try #require(plan.status == 200, "\(plan.text)")
+        var fields: [String: Any] = ["loginServer": loginServer]
+        if let credentials { fields["credentials"] = credentials }
+        let registry = try await TestHTTP.json(
+            .POST, "\(discovery)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)/registries", fields)
+        try #require(registry.status == 201, "\(registry.text)")
+        let registryIDValue = try registry.object()["id"]
+        return (tenantID, subscriptionID, try #require(registryIDValue as? String))
+    }
+
+    /// A second tenant ("second") with an enabled plan and registry `loginServer`, registered through discovery.
+    func secondTenant(loginServer: String) async throws -> (tenant: String, registry: String) {
+        let ids = try await Self.register(discovery: discovery, tenant: "second", subscription: "second", loginServer: loginServer)
+        return (ids.tenant, ids.registry)
     }
 
     static let notificationMediaType = "application/vnd.docker.distribution.events.v1+json"

@@ -16,8 +16,8 @@ struct NotificationRowLevelSecurityTests {
 
     /// One tenant's subscription with a webhook channel, an imageUnhealthy rule and one delivered alert.
     struct Tenant: Sendable {
-        let tenantID = UUID().uuidString.lowercased()
-        let subscriptionID = UUID().uuidString.lowercased()
+        let tenantID: String
+        let subscriptionID: String
         var channelID = ""
         var ruleID = ""
         var deliveryID = ""
@@ -26,7 +26,8 @@ struct NotificationRowLevelSecurityTests {
         func base(_ h: Harness) -> String { "\(h.base)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)" }
 
         static func make(_ h: Harness) async throws -> Tenant {
-            var tenant = Tenant()
+            let registered = try await TestSubscription.create(in: h.env)
+            var tenant = Tenant(tenantID: registered.tenantID, subscriptionID: registered.subscriptionID)
             let channel = try await TestHTTP.json(.POST, "\(tenant.base(h))/channels",
                                                   ["type": "webhook", "name": "hook", "url": h.hookURL, "secret": Harness.secret])
             try #require(channel.status == 201, "\(channel.text)")
@@ -126,9 +127,10 @@ struct NotificationRowLevelSecurityTests {
                 let reply = try await TestHTTP.send(method, crossed + path)
                 #expect(reply.status == 404, "\(method) \(path): \(reply.status) \(reply.text)")
             }
+            // Discovery says the subscription is A's: every list under B's tenant is 404 too.
             for list in ["/channels", "/rules", "/alerts", "/deliveries"] {
-                let items = try await TestHTTP.send(.GET, crossed + list).object()["items"] as? [[String: Any]]
-                #expect(items?.isEmpty == true, "\(list) of A's subscription under B: \(items ?? [])")
+                let reply = try await TestHTTP.send(.GET, crossed + list)
+                #expect(try expectProblem(reply, status: 404).contains("not found in tenant \(b.tenantID)"), "\(list)")
             }
             // Each tenant's own lists hold only its own items.
             for tenant in [a, b] {

@@ -91,7 +91,7 @@ import Testing
             #expect(try await TestHTTP.send(.GET, "\(h.subscription)/rules/\(ruleID)").status == 200)
 
             // Another subscription of the same tenant sees none of it.
-            let other = "\(h.base)/v1/tenants/\(h.tenantID)/subscriptions/\(UUID().uuidString.lowercased())"
+            let other = h.base + (try await TestSubscription.create(in: h.env, tenantID: h.tenantID)).path
             try expectProblem(try await TestHTTP.send(.GET, "\(other)/rules/\(ruleID)"), status: 404)
             try expectProblem(try await TestHTTP.send(.GET, "\(other)/channels/\(hook)"), status: 404)
             try expectProblem(try await TestHTTP.send(.DELETE, "\(other)/channels/\(hook)"), status: 404)

@@ -14,7 +14,8 @@ public func buildBillingApplication(configuration: GantryConfiguration,
     let runtime = try await ServiceRuntime(configuration: configuration,
                                            migrations: try ServiceRuntime.migrations(in: Bundle.module))
     let api = BillingAPIImpl(runtime: runtime, settings: settings)
-    return try runtime.makeApplication(openAPIDocument: BillingAPI.openAPIDocument, accessPolicy: .billing, onServerRunning: onServerRunning) { router in
+    return try runtime.makeApplication(openAPIDocument: BillingAPI.openAPIDocument, accessPolicy: .billing,
+                                       subscriptionOwnership: SubscriptionOwnership(runtime: runtime), onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }
 }

@@ -32,6 +32,8 @@ struct CrawlFailure: Error, CustomStringConvertible {
 /// each tag's history. Everything a crawl learned is applied in one transaction at its end, so a failed crawl
 /// changes nothing but its own record.
 ///
+/// A crawl that cannot reach its registry raises `registryUnreachable` once per episode (`UnreachableRegistry`).
+///
 /// Every step runs in the registry's tenant's transaction (`withTenant`: row-level security); only the scheduler's
 /// choice of the next due registry looks across tenants (`withSystemAccess`).
 ///
@@ -72,6 +74,7 @@ struct Crawler: Sendable {
         var errorText: String?
         var snapshot = Snapshot()
         var onboarding = 0
+        var unreachable = false
         do {
             let subscription = try await store.subscription(tenantID: registry.tenantID, id: registry.subscriptionID)
             if let reason = registry.networkAccess.notApplicableReason {
@@ -88,13 +91,21 @@ struct Crawler: Sendable {
         } catch {
             status = "failed"
             errorText = Self.describe(error)
+            unreachable = UnreachableRegistry.isUnreachable(error)
             logger.warning("crawl failed", metadata: ["registry": "\(registry.loginServer)", "error": "\(errorText ?? "")"])
         }
         let repositories = snapshot.repositories.count
         let tags = snapshot.tags.count
         let digests = snapshot.digests.count
         let pages = snapshot.pages
+        let (outbox, failure, succeeded, wasUnreachable) = (self.outbox, errorText ?? "", status == "succeeded", unreachable)
         let (started, finished) = try await database.withTenant(registry.tenantID, logger: logger) { connection in
+            // The registryUnreachable episode commits with the crawl record that shows its cause.
+            if wasUnreachable {
+                try await UnreachableRegistry.recordFailure(registry, reason: failure, outbox: outbox, on: connection, logger: logger)
+            } else if succeeded {
+                try await UnreachableRegistry.recordSuccess(registry, on: connection, logger: logger)
+            }
             let rows = try await connection.query("""
                 WITH finished AS (
                   UPDATE discovery.crawls SET status = \(status), error = \(errorText), finished_at = now(),

@@ -33,10 +33,10 @@ struct DiscoveryAPIImpl: APIProtocol {
             throw ProblemError.conflict(
                 "this deployment serves the \(configuration.cloud.cloudType.rawValue) cloud; a \(cloudType.rawValue) subscription belongs to another deployment")
         }
-        guard try await store.tenantExists(tenantID) else { throw ProblemError.notFound("tenant \(tenantID) does not exist") }
+        guard try await store.tenantExists(tenantID) else { throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) does not exist") }
         guard let record = try await store.createSubscription(tenantID: tenantID, id: UUID(), name: name, cloudType: cloudType,
                                                               actor: AuditActor.current()) else {
-            throw ProblemError.conflict("tenant \(tenantID) already has a subscription named '\(name)'")
+            throw ProblemError.conflict("tenant \(tenantID.uuidString.lowercased()) already has a subscription named '\(name)'")
         }
         return .created(.init(body: .json(Self.schema(record))))
     }
@@ -47,7 +47,7 @@ struct DiscoveryAPIImpl: APIProtocol {
         guard case .json(let body) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
         guard let record = try await store.setPlan(tenantID: tenantID, subscriptionID: subscriptionID, enabled: body.enabled,
                                                    actor: AuditActor.current()) else {
-            throw ProblemError.notFound("subscription \(subscriptionID) does not exist in tenant \(tenantID)")
+            throw ProblemError.notFound("subscription \(subscriptionID.uuidString.lowercased()) does not exist in tenant \(tenantID.uuidString.lowercased())")
         }
         return .ok(.init(body: .json(Self.schema(record))))
     }
@@ -61,7 +61,7 @@ struct DiscoveryAPIImpl: APIProtocol {
     func listAuditLog(_ input: Operations.ListAuditLog.Input) async throws -> Operations.ListAuditLog.Output {
         let tenantID = try Validate.uuid(input.path.tenantId, field: "tenantId")
         let limit = try Self.limit(input.query.limit)
-        guard try await store.tenantExists(tenantID) else { throw ProblemError.notFound("tenant \(tenantID) does not exist") }
+        guard try await store.tenantExists(tenantID) else { throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) does not exist") }
         let entries = try await store.auditLog(tenantID: tenantID, limit: limit)
         return .ok(.init(body: .json(.init(items: entries.map {
             .init(id: $0.id, actor: $0.actor, action: $0.action, subject: $0.subject.lowercased(), detail: $0.detail, at: $0.at)
@@ -91,7 +91,7 @@ struct DiscoveryAPIImpl: APIProtocol {
         let networkAccess = NetworkAccess(rawValue: body.networkAccess?.rawValue ?? "public") ?? .public
         let credentials = try body.credentials.map(Self.credentials)
         guard try await store.subscription(tenantID: tenantID, id: subscriptionID) != nil else {
-            throw ProblemError.notFound("subscription \(subscriptionID) does not exist in tenant \(tenantID)")
+            throw ProblemError.notFound("subscription \(subscriptionID.uuidString.lowercased()) does not exist in tenant \(tenantID.uuidString.lowercased())")
         }
         let id = UUID()
         let sealed = try credentials.map { try sealer.seal($0, registryID: id) }
@@ -194,7 +194,7 @@ struct DiscoveryAPIImpl: APIProtocol {
         let digest = try Validate.digest(body.digest, field: "digest")
         let reason = try Validate.text(body.reason, field: "reason", maxLength: 2000)
         guard let registry = try await store.registry(id: registryID) else {
-            throw ProblemError.notFound("registry \(registryID) does not exist")
+            throw ProblemError.notFound("registry \(registryID.uuidString.lowercased()) does not exist")
         }
         try await store.recordClassification(tenantID: registry.tenantID, registryID: registryID, repository: repository,
                                              digest: digest.description, classification: body.classification.rawValue,
@@ -212,14 +212,25 @@ struct DiscoveryAPIImpl: APIProtocol {
     func getRegistryAccess(_ input: Operations.GetRegistryAccess.Input) async throws -> Operations.GetRegistryAccess.Output {
         let id = try Validate.uuid(input.path.registryId, field: "registryId")
         guard let record = try await store.registry(id: id) else {
-            throw ProblemError.notFound("registry \(id) does not exist")
+            throw ProblemError.notFound("registry \(id.uuidString.lowercased()) does not exist")
         }
         return .ok(.init(body: .json(try await access(record))))
     }
 
+    func getSubscriptionOwner(_ input: Operations.GetSubscriptionOwner.Input) async throws -> Operations.GetSubscriptionOwner.Output {
+        let id = try Validate.uuid(input.path.subscriptionId, field: "subscriptionId")
+        guard let record = try await store.subscription(id: id) else {
+            throw ProblemError.notFound("subscription \(id.uuidString.lowercased()) does not exist")
+        }
+        return .ok(.init(body: .json(.init(subscriptionId: record.id.uuidString.lowercased(),
+                                           tenantId: record.tenantID.uuidString.lowercased(),
+                                           cloudType: .init(rawValue: record.cloudType.rawValue) ?? .commercial,
+                                           planEnabled: record.planEnabled))))
+    }
+
     private func access(_ record: RegistryRecord) async throws -> Components.Schemas.RegistryAccess {
         guard let subscription = try await store.subscription(tenantID: record.tenantID, id: record.subscriptionID) else {
-            throw ProblemError.notFound("the subscription of registry \(record.id) no longer exists")
+            throw ProblemError.notFound("the subscription of registry \(record.id.uuidString.lowercased()) no longer exists")
         }
         let credentials = try record.credentialsSealed.map { try sealer.open($0, keyID: record.keyID, registryID: record.id) }
         return .init(
@@ -239,7 +250,7 @@ struct DiscoveryAPIImpl: APIProtocol {
         let tenantID = try Validate.uuid(tenant, field: "tenantId")
         let subscriptionID = try Validate.uuid(subscription, field: "subscriptionId")
         guard try await store.subscription(tenantID: tenantID, id: subscriptionID) != nil else {
-            throw ProblemError.notFound("subscription \(subscriptionID) does not exist in tenant \(tenantID)")
+            throw ProblemError.notFound("subscription \(subscriptionID.uuidString.lowercased()) does not exist in tenant \(tenantID.uuidString.lowercased())")
         }
         return (tenantID, subscriptionID)
     }
@@ -250,7 +261,7 @@ struct DiscoveryAPIImpl: APIProtocol {
         let subscriptionID = try Validate.uuid(subscription, field: "subscriptionId")
         let registryID = try Validate.uuid(registry, field: "registryId")
         guard let record = try await store.registry(tenantID: tenantID, subscriptionID: subscriptionID, id: registryID) else {
-            throw ProblemError.notFound("registry \(registryID) does not exist in subscription \(subscriptionID) of tenant \(tenantID)")
+            throw ProblemError.notFound("registry \(registryID.uuidString.lowercased()) does not exist in subscription \(subscriptionID.uuidString.lowercased()) of tenant \(tenantID.uuidString.lowercased())")
         }
         return record
     }

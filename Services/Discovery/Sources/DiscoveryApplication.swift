@@ -21,14 +21,15 @@ public func buildDiscoveryApplication(configuration: GantryConfiguration,
     let store = PostgresDiscoveryStore(database: runtime.database, logger: runtime.logger)
     // The registry client follows redirects itself (checking each hop with the SSRF guard), so credentials never
     // travel to another host.
-    let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow,
-                                                                                          timeout: .init(connect: .seconds(5))))
-    let client = RegistryClient(httpClient: registryHTTP, limits: RegistryLimits(maxRetries: 1, requestTimeout: .seconds(30)),
-                                logger: runtime.logger, addressGuard: settings.addressGuard)
+    // Each connection goes to the address the guard approved for that request (DNS rebinding).
+    let registryHTTP = PinnedHTTPClients(addressGuard: settings.addressGuard,
+                                         configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5))))
+    let client = RegistryClient(pinnedClients: registryHTTP, limits: RegistryLimits(maxRetries: 1, requestTimeout: .seconds(30)),
+                                logger: runtime.logger)
     let crawler = Crawler(database: runtime.database, store: store, client: client, sealer: sealer, settings: settings,
                           outbox: runtime.outbox, logger: runtime.logger)
     let api = DiscoveryAPIImpl(store: store, sealer: sealer, configuration: configuration, settings: settings, crawler: crawler)
-    var services: [any Service] = [HTTPClientService(client: registryHTTP)]
+    var services: [any Service] = [PinnedHTTPClientsService(clients: registryHTTP)]
     if settings.crawlInterval != nil {
         services.append(CrawlService(crawler: crawler, readiness: runtime.readiness, interval: settings.pollInterval,
                                      logger: runtime.logger))

@@ -36,8 +36,8 @@ struct DiscoverySettings: Sendable {
         maxEntries = try GantryConfiguration.integer("GANTRY_DISCOVERY_MAX_ENTRIES", environment, default: 100_000,
                                                      range: 1...10_000_000)
         onboardingScans = try Self.flag("GANTRY_DISCOVERY_ONBOARDING_SCANS", environment)
-        allowPrivateRegistries = try Self.flag("GANTRY_ALLOW_PRIVATE_REGISTRIES", environment)
-        addressGuard = AddressGuard(allowLoopback: configuration.profile == .development, allowPrivate: allowPrivateRegistries)
+        addressGuard = try AddressGuard.forDeployment(configuration)
+        allowPrivateRegistries = addressGuard.allowPrivate
     }
 
     static func flag(_ name: String, _ environment: [String: String]) throws -> Bool {

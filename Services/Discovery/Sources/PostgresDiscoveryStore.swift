@@ -125,6 +125,19 @@ struct PostgresDiscoveryStore: Sendable {
         }
     }
 
+    /// The subscription with this ID in any tenant, or nil: the internal ownership lookup (service callers
+    /// learn the owning tenant from the record, so the query cannot be scoped to one).
+    func subscription(id: UUID) async throws -> SubscriptionRecord? {
+        let logger = self.logger
+        return try await scoped(.system) { connection in
+            let rows = try await connection.query("SELECT tenant_id FROM discovery.subscriptions WHERE id = \(id)", logger: logger)
+            var owner: UUID?
+            for try await tenantID in rows.decode(UUID.self) { owner = tenantID }
+            guard let owner else { return nil }
+            return try await Self.subscription(connection, tenantID: owner, id: id, logger: logger)
+        }
+    }
+
     static func subscription(_ connection: PostgresConnection, tenantID: UUID, id: UUID,
                              logger: Logger) async throws -> SubscriptionRecord? {
         let rows = try await connection.query("""

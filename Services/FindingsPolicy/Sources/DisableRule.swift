@@ -12,7 +12,7 @@ struct ImageKey: Hashable, Sendable, CustomStringConvertible {
     var repository: String
     var digest: String
 
-    var description: String { "\(repository)@\(digest) in registry \(registryID)" }
+    var description: String { "\(repository)@\(digest) in registry \(registryID.uuidString.lowercased())" }
 }
 
 /// Which images a disable rule applies to.

@@ -28,6 +28,22 @@ extension FindingsPolicyAPIImpl {
             includeExempt: input.query.includeExempt ?? false, top: input.query.top, skipToken: input.query.skipToken,
             path: "/v1/tenants/\(tenantID.uuidString.lowercased())/subscriptions/\(subscriptionID.uuidString.lowercased())"
                 + "/assessments/\(digest)/subAssessments")
+        // An empty page of an image the subscription never had is a 404, as `getAssessment` answers (issue 6:
+        // another tenant's digest named under one's own subscription looks unknown, not empty).
+        if page.value.isEmpty {
+            let logger = runtime.logger
+            let assessed = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
+                let rows = try await connection.query("""
+                    SELECT 1 FROM findings_policy.assessments
+                    WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID) AND digest = \(digest) LIMIT 1
+                    """, logger: logger)
+                for try await _ in rows { return true }
+                return false
+            }
+            guard assessed else {
+                throw ProblemError.notFound("no assessment exists for image \(digest) in subscription \(subscriptionID.uuidString.lowercased())")
+            }
+        }
         return .ok(.init(body: .json(page)))
     }
 

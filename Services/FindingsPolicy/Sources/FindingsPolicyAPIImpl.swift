@@ -99,7 +99,7 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
         let digest = try Validate.digest(input.path.imageDigest, field: "imageDigest")
         guard let item = try await assessments(tenantID: tenantID, subscriptionID: subscriptionID,
                                                digest: digest.description).first else {
-            throw ProblemError.notFound("no assessment exists for image \(digest) in subscription \(subscriptionID)")
+            throw ProblemError.notFound("no assessment exists for image \(digest) in subscription \(subscriptionID.uuidString.lowercased())")
         }
         return .ok(.init(body: .json(item)))
     }

@@ -23,7 +23,8 @@ public func buildFindingsPolicyApplication(configuration: GantryConfiguration,
     let engine = PolicyEngine(database: runtime.database, store: store, logger: runtime.logger)
     let api = FindingsPolicyAPIImpl(runtime: runtime, store: store, engine: engine)
     let worker = RuleExpiryWorker(engine: engine, readiness: runtime.readiness, interval: .milliseconds(expiryInterval))
-    return try runtime.makeApplication(openAPIDocument: FindingsPolicyAPI.openAPIDocument, accessPolicy: .findingsPolicy, services: [worker],
+    return try runtime.makeApplication(openAPIDocument: FindingsPolicyAPI.openAPIDocument, accessPolicy: .findingsPolicy,
+                                       subscriptionOwnership: SubscriptionOwnership(runtime: runtime), services: [worker],
                                        onServerRunning: onServerRunning) { router in
         router.add(middleware: RequestBaseURLMiddleware())
         try api.registerHandlers(on: router)

@@ -67,7 +67,7 @@ actor EventWriter {
     private var queue: [Waiting] = []
     private var inFlight = 0
 
-    init(database: PostgresClient, logger: Logger, maxInFlight: Int = 4, maxBatchEvents: Int = 2000) {
+    init(database: PostgresClient, logger: Logger, maxInFlight: Int = 2, maxBatchEvents: Int = 2000) {
         self.database = database
         self.logger = logger
         self.maxInFlight = maxInFlight
@@ -131,24 +131,16 @@ actor EventWriter {
                 times.append(event.occurredAt.map(EventIntake.timestamp) ?? "")
             }
         }
-        // System access: one statement carries the requests of many registries, hence tenants (group commit);
-        // each row's tenant is its registry's, as discovery states it, never taken from the webhook.
-        var inserted = try await database.withSystemAccess(logger: logger) { connection in
-            let rows = try await connection.query("""
-                INSERT INTO ingestion.events (registry_id, tenant_id, event_id, source, action, media_type, repository,
-                  digest, tag, occurred_at)
-                SELECT r, t, e, s, a, NULLIF(m, ''), p, NULLIF(d, ''), NULLIF(g, ''), NULLIF(o, '')::timestamptz
-                FROM unnest(\(registries)::uuid[], \(tenants)::uuid[], \(ids)::text[], \(sources)::text[], \(actions)::text[],
-                            \(mediaTypes)::text[], \(repositories)::text[], \(digests)::text[], \(tags)::text[], \(times)::text[])
-                  WITH ORDINALITY AS x(r, t, e, s, a, m, p, d, g, o, n)
-                ORDER BY n
-                ON CONFLICT (registry_id, event_id) DO NOTHING
-                RETURNING registry_id, event_id
-                """, logger: logger)
-            var inserted = Set<String>()
-            for try await (registry, id) in rows.decode((UUID, String).self) { inserted.insert("\(registry)\u{0}\(id)") }
-            return inserted
-        }
+        // One statement, one round trip: `ingestion.record_events` (migration 0006) runs with system access,
+        // since it carries the requests of many registries, hence tenants; each row's tenant is its registry's,
+        // as discovery states it, never taken from the webhook.
+        let rows = try await database.query("""
+            SELECT recorded_registry, recorded_event FROM ingestion.record_events(
+              \(registries)::uuid[], \(tenants)::uuid[], \(ids)::text[], \(sources)::text[], \(actions)::text[],
+              \(mediaTypes)::text[], \(repositories)::text[], \(digests)::text[], \(tags)::text[], \(times)::text[])
+            """, logger: logger)
+        var inserted = Set<String>()
+        for try await (registry, id) in rows.decode((UUID, String).self) { inserted.insert("\(registry)\u{0}\(id)") }
         // The first occurrence of an inserted key in batch order is the one that was recorded.
         return batch.map { waiting in
             var recorded = 0

@@ -22,7 +22,7 @@ struct EventProcessor: Service {
     let runtime: ServiceRuntime
     let directory: RegistryDirectory
     var pollInterval: Duration = .milliseconds(100)
-    var batchSize = 500
+    var batchSize = 1000
 
     func run() async throws {
         await PollingLoop.run(name: "event processor", readiness: runtime.readiness, interval: pollInterval,
@@ -120,11 +120,13 @@ struct EventProcessor: Service {
                 index = end
             }
             if !outcomes.isEmpty {
+                // `processed_at IS NULL` lets the partial index `events_pending` find the rows (there is no other
+                // index on seq), instead of a scan of every event ever recorded.
                 try await connection.query("""
                     UPDATE ingestion.events e SET processed_at = now(), outcome = o.outcome, scan_requested = o.scan
                     FROM unnest(\(outcomes.map(\.0))::bigint[], \(outcomes.map(\.1))::text[], \(outcomes.map(\.2))::boolean[])
                       AS o(seq, outcome, scan)
-                    WHERE e.seq = o.seq
+                    WHERE e.seq = o.seq AND e.processed_at IS NULL
                     """, logger: logger)
             }
             return outcomes.count

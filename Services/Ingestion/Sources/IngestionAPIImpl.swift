@@ -79,7 +79,7 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         let includeDeleted = input.query.includeDeleted ?? false
         // Another tenant's registry is unknown here, not an empty list (issue 6, "Isolation").
         guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
-            throw ProblemError.notFound("tenant \(tenantID) has no registry \(registryID)")
+            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
         }
         let logger = runtime.logger
         let items = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
@@ -123,7 +123,7 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
             }
         }
         guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
-            throw ProblemError.notFound("tenant \(tenantID) has no registry \(registryID)")
+            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
         }
         let secret = chosen ?? WebhookSecrets.generate()
         let hash = WebhookSecrets.hex(WebhookSecrets.hash(secret))

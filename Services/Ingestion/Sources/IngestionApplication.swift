@@ -39,10 +39,11 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
     let importLease = try GantryConfiguration.integer("GANTRY_IMPORT_LEASE_SECONDS", environment, default: 60, range: 3...3600)
     let importSealer = ImportCredentialSealer(configuration: configuration)
     // The registry client follows redirects itself, so credentials never travel to a blob store's host.
-    let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
-    // SSRF guard before every registry request, redirect hop and token fetch (sources and targets alike).
-    let registryClient = RegistryClient(httpClient: registryHTTP, logger: runtime.logger,
-                                        addressGuard: .forDeployment(configuration))
+    // SSRF guard before every registry request, redirect hop and token fetch (sources and targets alike), each
+    // connection made to the address the guard approved.
+    let registryHTTP = PinnedHTTPClients(addressGuard: try .forDeployment(configuration),
+                                         configuration: .init(redirectConfiguration: .disallow))
+    let registryClient = RegistryClient(pinnedClients: registryHTTP, logger: runtime.logger)
     let importRunners: [any Service] = (0..<importWorkers).map { _ in
         ImportRunner(runtime: runtime, directory: directory, registry: registryClient, sealer: importSealer,
                      lease: .seconds(importLease))
@@ -50,7 +51,8 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
     let api = IngestionAPIImpl(runtime: runtime, discovery: discovery, directory: directory, intake: intake, rescans: rescans,
                                importSealer: importSealer)
     return try runtime.makeApplication(openAPIDocument: IngestionAPI.openAPIDocument, accessPolicy: .ingestion,
-                                       services: [processor, rescans, HTTPClientService(client: registryHTTP)] + importRunners,
+                                       subscriptionOwnership: SubscriptionOwnership(runtime: runtime),
+                                       services: [processor, rescans, PinnedHTTPClientsService(clients: registryHTTP)] + importRunners,
                                        onServerRunning: onServerRunning) { router in
         router.add(middleware: WebhookAuthorizationMiddleware())
         try api.registerHandlers(on: router)

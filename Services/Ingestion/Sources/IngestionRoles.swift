@@ -11,6 +11,7 @@ extension AccessPolicy {
         RouteAccess(.put, "/v1/tenants/{tenantId}/registries/{registryId}/webhook-secret", .contributors),
         RouteAccess(.get, "/v1/tenants/{tenantId}/registries/{registryId}/images", .readers),
         RouteAccess(.post, "/v1/tenants/{tenantId}/registries/{registryId}/imports", .contributors),
+        RouteAccess(.get, "/v1/tenants/{tenantId}/registries/{registryId}/imports", .readers),
         RouteAccess(.get, "/v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}", .readers),
     ])
 }

@@ -36,7 +36,8 @@ struct RescanScheduler: Service {
     func run() async throws {
         await PollingLoop.run(name: "rescan scheduler", readiness: runtime.readiness, interval: min(checkInterval, interval),
                               logger: runtime.logger) {
-            _ = try await runIfDue()
+            // Bounded, as the event processor: a statement caught by a database restart may never answer.
+            _ = try await bounded("a rescan run", .seconds(120)) { try await runIfDue() }
             return false
         }
     }

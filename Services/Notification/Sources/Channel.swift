@@ -21,14 +21,39 @@ struct Channel: Sendable, Equatable {
     var subscriptionID: UUID
     var kind: Kind
     var name: String
-    /// The receiver URL; nil for e-mail.
+    /// The receiver URL; nil for e-mail. For Slack and Teams, whose URL is itself the credential, only its masked
+    /// form (`maskedURL`): the full URL is the channel's `secret`.
     var url: String?
-    /// The signing secret as stored: sealed with `SecretSealer` (`secretContext(id)`), or in clear in rows
-    /// written before sealing existed (sealed by `DeliveryWorker.sealLegacySecrets` at start-up).
+    /// As stored: sealed with `SecretSealer` (`secretContext(id)`), or in clear in rows written before sealing
+    /// existed (sealed by `DeliveryWorker.sealLegacySecrets` at start-up). For webhook and CloudEvents channels the
+    /// HMAC signing secret; for Slack and Teams the full incoming-webhook URL (migration 4).
     var secret: String?
 
     /// The authenticated data a channel's secret is sealed with, so it opens only on its own row.
     static func secretContext(_ id: UUID) -> String { "notification.channel:\(id.uuidString.lowercased())" }
+
+    /// Whether the receiver URL is a credential kept sealed in `secret` (Slack, Teams incoming webhooks).
+    var urlIsSecret: Bool { Self.urlIsSecret(kind) }
+
+    static func urlIsSecret(_ kind: Kind) -> Bool { kind == .slack || kind == .teams }
+
+    /// Whether deliveries carry an HMAC signature: a signing secret is set.
+    var signs: Bool { secret != nil && !urlIsSecret }
+
+    /// A URL with its secret parts hidden, for storage beside the sealed URL and for API answers:
+    /// `scheme://host[:port]`, then the first path segment when more segments follow it, then `/****`; query and
+    /// fragment dropped (`https://hooks.slack.com/services/T0/B0/x` → `https://hooks.slack.com/services/****`).
+    /// Migration 4 computes the same form in SQL.
+    static func maskedURL(_ url: String) -> String {
+        guard let separator = url.range(of: "://") else { return "****" }
+        let afterScheme = url[separator.upperBound...]
+        let authorityEnd = afterScheme.firstIndex { "/?#".contains($0) } ?? afterScheme.endIndex
+        let origin = url[..<authorityEnd]
+        let rest = afterScheme[authorityEnd...]
+        let path = rest.prefix { $0 != "?" && $0 != "#" }
+        let segments = path.split(separator: "/")
+        return origin + (segments.count >= 2 ? "/" + segments[0] : "") + "/****"
+    }
     var recipients: [String]
     var createdAt: Date
 

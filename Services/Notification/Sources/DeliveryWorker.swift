@@ -19,8 +19,18 @@ import ServiceLifecycle
 struct DeliveryWorker: Service {
     let runtime: ServiceRuntime
     let settings: NotificationSettings
-    let httpClient: HTTPClient
+    /// Every receiver connection goes to an address the deployment's SSRF guard approved for that attempt.
+    let clients: PinnedHTTPClients
+    /// Built once; the error (no `GANTRY_SECRET_KEY`) is reported by each delivery that needs a secret.
+    let sealer: Result<SecretSealer, any Error>
     var pollInterval: Duration = .milliseconds(100)
+
+    init(runtime: ServiceRuntime, settings: NotificationSettings, clients: PinnedHTTPClients) {
+        self.runtime = runtime
+        self.settings = settings
+        self.clients = clients
+        sealer = Result { try SecretSealer(configuration: runtime.configuration) }
+    }
 
     private var logger: Logger { runtime.logger }
 
@@ -211,10 +221,10 @@ struct DeliveryWorker: Service {
     /// Seals channel secrets stored in clear by releases before sealing existed; returns how many.
     @discardableResult
     func sealLegacySecrets() async throws -> Int {
-        let sealer = try SecretSealer(configuration: runtime.configuration)
+        let sealer = try self.sealer.get()
         return try await runtime.database.withSystemAccess(logger: runtime.logger) { connection in
             let rows = try await connection.query("""
-                SELECT id, secret FROM notification.channels WHERE secret IS NOT NULL AND secret NOT LIKE 'sealed:v1:%' FOR UPDATE
+                SELECT id, secret FROM notification.channels WHERE secret IS NOT NULL AND secret NOT LIKE 'sealed:%' FOR UPDATE
                 """, logger: runtime.logger)
             var legacy: [(UUID, String)] = []
             for try await row in rows.decode((UUID, String).self) { legacy.append(row) }
@@ -227,33 +237,43 @@ struct DeliveryWorker: Service {
         }
     }
 
-    /// POSTs `body` to the delivery's URL, signed when the channel has a secret, within the attempt timeout.
+    /// POSTs `body` to the delivery's URL, signed when the channel has a signing secret, within the attempt timeout.
+    /// The URL of a Slack or Teams channel is its sealed secret (the delivery's `target` is only the masked form).
     private func post(_ job: Job, body: Data, contentType: String, event: String) async -> AttemptResult {
-        // The guard ran when the channel was made; run it again in case the deployment's profile changed since.
-        guard let url = URL(string: job.target), let host = url.host else {
+        var target = job.target
+        if job.channel.urlIsSecret {
+            guard let stored = job.channel.secret else { return .rejected(statusCode: nil, error: "the channel has no URL") }
+            do {
+                target = try sealer.get().open(stored, context: Channel.secretContext(job.channel.id))
+            } catch {
+                return .rejected(statusCode: nil, error: "the channel's URL cannot be opened: \(error)")
+            }
+        }
+        // The guard ran when the channel was made; run it again in case the deployment's settings changed since.
+        guard let url = URL(string: target), url.host != nil else {
             return .rejected(statusCode: nil, error: "'\(job.target)' is not a URL")
         }
-        let hostPort = url.port.map { "\(host):\($0)" } ?? host
-        if let refusal = runtime.configuration.cloud.refusalForWebhook(host: hostPort, profile: runtime.configuration.profile) {
-            return .rejected(statusCode: nil, error: "refused by the SSRF guard: \(refusal)")
-        }
-        // And by what the name resolves to now: a public name pointing at a metadata or private address is refused.
+        // The deployment's SSRF guard judges the literal or what the name resolves to now (a public name pointing at
+        // a metadata or private address is refused); the connection then goes to exactly the approved address, so a
+        // second DNS answer cannot redirect it.
+        let client: HTTPClient
         do {
-            try AddressGuard(allowLoopback: runtime.configuration.profile == .development).check(host: host, describing: hostPort)
+            client = try clients.client(for: target)
+        } catch let refusal as AddressRefusal {
+            return .rejected(statusCode: nil, error: "refused by the SSRF guard: \(refusal.reason)")
         } catch {
-            return .rejected(statusCode: nil, error: "refused by the SSRF guard: \(error.reason)")
+            return .failed(statusCode: nil, error: "\(error)")
         }
-        var request = HTTPClientRequest(url: job.target)
+        var request = HTTPClientRequest(url: target)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
         request.headers.add(name: "User-Agent", value: "Gantry-Notification/1")
         request.headers.add(name: "X-Gantry-Delivery", value: job.id.uuidString.lowercased())
         request.headers.add(name: "X-Gantry-Event", value: event)
-        if let stored = job.channel.secret {
+        if job.channel.signs, let stored = job.channel.secret {
             let secret: String
             do {
-                secret = try SecretSealer(configuration: runtime.configuration)
-                    .open(stored, context: Channel.secretContext(job.channel.id))
+                secret = try sealer.get().open(stored, context: Channel.secretContext(job.channel.id))
             } catch {
                 return .rejected(statusCode: nil, error: "the channel's signing secret cannot be opened: \(error)")
             }
@@ -264,7 +284,6 @@ struct DeliveryWorker: Service {
         request.body = .bytes(ByteBuffer(bytes: body))
         let prepared = request
         let timeout = settings.attemptTimeout
-        let client = httpClient
         do {
             return try await withDeadline(timeout) {
                 let response = try await client.execute(prepared, timeout: .nanoseconds(Int64(timeout.seconds * 1e9)))

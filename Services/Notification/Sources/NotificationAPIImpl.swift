@@ -12,10 +12,13 @@ struct NotificationAPIImpl: APIProtocol {
     let settings: NotificationSettings
     let store: PostgresNotificationStore
     let router: AlertRouter
+    /// Built once; the error (no `GANTRY_SECRET_KEY`) is thrown by a request that needs to seal.
+    let sealer: Result<SecretSealer, any Error>
 
     init(runtime: ServiceRuntime, settings: NotificationSettings) {
         self.runtime = runtime
         self.settings = settings
+        sealer = Result { try SecretSealer(configuration: runtime.configuration) }
         store = PostgresNotificationStore(database: runtime.database, logger: runtime.logger)
         router = AlertRouter(database: runtime.database, inbox: runtime.inbox, logger: runtime.logger,
                              retryWindow: settings.retryWindow)
@@ -111,9 +114,15 @@ struct NotificationAPIImpl: APIProtocol {
                 throw ProblemError.badRequest("secret must have 16 to 512 characters")
             }
         }
-        // The secret is needed again to sign, so it is sealed (AES-GCM under GANTRY_SECRET_KEY), not hashed.
+        // The secret is needed again to sign, so it is sealed (AES-GCM under GANTRY_SECRET_KEY), not hashed. A Slack or
+        // Teams URL is the credential: it is sealed as the secret and only its masked form is kept in clear.
         let id = UUID()
-        let sealed = try secret.map { try SecretSealer(configuration: runtime.configuration).seal($0, context: Channel.secretContext(id)) }
+        var storedSecret = secret
+        if Channel.urlIsSecret(kind), let full = checkedURL {
+            storedSecret = full
+            checkedURL = Channel.maskedURL(full)
+        }
+        let sealed = try storedSecret.map { try sealer.get().seal($0, context: Channel.secretContext(id)) }
         return Channel(id: id, tenantID: tenantID, subscriptionID: subscriptionID, kind: kind, name: name, url: checkedURL,
                        secret: sealed, recipients: checkedRecipients, createdAt: Date())
     }
@@ -125,14 +134,15 @@ struct NotificationAPIImpl: APIProtocol {
             throw ProblemError.badRequest("url must be an absolute http(s) URL without credentials")
         }
         let hostPort = url.port.map { "\(host):\($0)" } ?? host
-        if let refusal = runtime.configuration.cloud.refusalForWebhook(host: hostPort, profile: runtime.configuration.profile) {
-            throw ProblemError.badRequest("url: \(refusal)")
+        guard CloudProfile.host(ofLoginServer: hostPort) != nil else {
+            throw ProblemError.badRequest("url: '\(hostPort.prefix(300))' is not a host name with an optional port")
         }
-        // What the name resolves to counts too (a public name for a metadata address); a name that does not
-        // resolve yet is accepted, since every delivery checks again.
+        // The deployment's one SSRF guard judges literals and what a name resolves to (a public name for a metadata
+        // address): loopback only in development, private networks per GANTRY_ALLOW_PRIVATE_REGISTRIES. A name that
+        // does not resolve yet is accepted, since every delivery checks again.
+        let addressGuard = try AddressGuard.forDeployment(runtime.configuration, privateVariable: AddressGuard.allowPrivateWebhooksVariable)
         do {
-            try AddressGuard(allowLoopback: runtime.configuration.profile == .development)
-                .check(host: host, describing: hostPort, allowUnresolved: true)
+            try addressGuard.check(host: host, describing: hostPort, allowUnresolved: true)
         } catch {
             throw ProblemError.badRequest("url: \(error.reason)")
         }
@@ -145,7 +155,7 @@ struct NotificationAPIImpl: APIProtocol {
     static func schema(_ channel: Channel) -> Components.Schemas.Channel {
         .init(id: channel.id.uuidString.lowercased(), _type: .init(rawValue: channel.kind.rawValue) ?? .webhook,
               name: channel.name, url: channel.url, recipients: channel.kind == .email ? channel.recipients : nil,
-              signed: channel.secret != nil, createdAt: channel.createdAt)
+              signed: channel.signs, createdAt: channel.createdAt)
     }
 
     // MARK: Rules

@@ -5,6 +5,7 @@ import Hummingbird
 import NIOCore
 import NotificationAPI
 import OpenAPIHummingbird
+import RegistryClient
 
 /// Builds the notification service: alerts in, routed by rules through noise control to webhook, Slack, Teams,
 /// CloudEvents and e-mail channels, with retries, dead letters and a delivery log (notification.yaml).
@@ -22,11 +23,13 @@ public func buildNotificationApplication(configuration: GantryConfiguration,
     clientConfiguration.timeout = .init(connect: timeout, read: timeout)
     // A refused connection fails the attempt at once; the worker's backoff does the retrying, not the pool.
     clientConfiguration.connectionPool.retryConnectionEstablishment = false
-    let deliveryClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-    let worker = DeliveryWorker(runtime: runtime, settings: settings, httpClient: deliveryClient)
+    // Each connection goes to the address the SSRF guard approved for that attempt (DNS rebinding).
+    let deliveryClient = PinnedHTTPClients(addressGuard: try .forDeployment(configuration, privateVariable: AddressGuard.allowPrivateWebhooksVariable), configuration: clientConfiguration)
+    let worker = DeliveryWorker(runtime: runtime, settings: settings, clients: deliveryClient)
     let api = NotificationAPIImpl(runtime: runtime, settings: settings)
     return try runtime.makeApplication(openAPIDocument: NotificationAPI.openAPIDocument, accessPolicy: .notification,
-                                       services: [HTTPClientService(client: deliveryClient), worker],
+                                       subscriptionOwnership: SubscriptionOwnership(runtime: runtime),
+                                       services: [PinnedHTTPClientsService(clients: deliveryClient), worker],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)
     }

@@ -190,13 +190,18 @@ struct PostgresNotificationStore: Sendable {
 
     // MARK: Logs
 
+    /// The alert log, newest first. `deliveries` counts the alert's rows in the delivery log, so the two lists always
+    /// agree (the `delivery_count` stored when routing is 0 for alerts from before channels, migration 2).
     func alerts(tenantID: UUID, subscriptionID: UUID, limit: Int) async throws -> [AlertRecord] {
         let logger = self.logger
         return try await database.withTenant(tenantID, logger: logger) { connection in
             let rows = try await connection.query("""
-                SELECT message_id, kind, outcome, reason, delivery_count, image_digest, repository, registry_host, created_at
-                FROM notification.alerts WHERE tenant_id = \(tenantID) AND subscription_id = \(subscriptionID)
-                ORDER BY created_at DESC, message_id LIMIT \(limit)
+                SELECT a.message_id, a.kind, a.outcome, a.reason,
+                       (SELECT count(*)::int FROM notification.deliveries d
+                        WHERE d.tenant_id = a.tenant_id AND d.subscription_id = a.subscription_id AND d.alert_id = a.message_id),
+                       a.image_digest, a.repository, a.registry_host, a.created_at
+                FROM notification.alerts a WHERE a.tenant_id = \(tenantID) AND a.subscription_id = \(subscriptionID)
+                ORDER BY a.created_at DESC, a.message_id LIMIT \(limit)
                 """, logger: logger)
             var records: [AlertRecord] = []
             for try await (id, kind, outcome, reason, count, digest, repository, host, created) in rows.decode(

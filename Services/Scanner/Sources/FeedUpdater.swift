@@ -105,7 +105,7 @@ struct FeedUpdater: Service {
 
     /// Downloads one source to a private scratch file and imports what it holds.
     func update(_ source: URL) async throws -> [FeedImportResult] {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-feed-\(UUID().uuidString)")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-feed-\(UUID().uuidString.lowercased())")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: scratch) }

@@ -75,7 +75,7 @@ struct ImageScanner: Sendable {
             // Each layer is streamed to a private scratch file while its digest is verified, then read
             // through libarchive from that file in blocks: memory stays bounded by what the catalogers
             // keep, whatever the layer's size, and nothing from the image is ever unpacked or executed.
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-scan-\(UUID().uuidString)")
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-scan-\(UUID().uuidString.lowercased())")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false,
                                                     attributes: [.posixPermissions: 0o700])
             defer { try? FileManager.default.removeItem(at: scratch) }

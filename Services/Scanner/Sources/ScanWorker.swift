@@ -180,7 +180,7 @@ struct ScanWorker: Service {
         do { access = try await discovery.registryAccess(job.registryID) } catch {
             throw ScanFailure.transient("discovery is unreachable: \(error)")
         }
-        guard let access else { throw ScanFailure.permanent("registry \(job.registryID) is no longer registered") }
+        guard let access else { throw ScanFailure.permanent("registry \(job.registryID.uuidString.lowercased()) is no longer registered") }
         host.value = access.loginServer
         guard access.planEnabled else {
             throw ScanFailure.permanent("the subscription's plan is disabled; the image is not scanned")

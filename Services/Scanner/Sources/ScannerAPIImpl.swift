@@ -22,6 +22,19 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
     /// The only key whose feed bundles are imported (`GANTRY_FEEDS_PUBLIC_KEY`, base64 of the raw 32-byte
     /// Ed25519 public key); nil when none is configured, and then bundles are refused.
     let feedsPublicKey: Curve25519.Signing.PublicKey?
+    /// Discovery's word on which tenant a subscription belongs to: a scan request's (tenant, subscription) pair is
+    /// checked with it (issue 6: the body's tenant is not trusted alone).
+    var ownership: SubscriptionOwnership
+
+    /// - Parameter ownership: the (shared, cached) subscription check; nil builds one from `runtime`.
+    init(runtime: ServiceRuntime, knowledgeBase: PostgresKnowledgeBase, deadlineSeconds: Int,
+         feedsPublicKey: Curve25519.Signing.PublicKey?, ownership: SubscriptionOwnership? = nil) {
+        self.runtime = runtime
+        self.knowledgeBase = knowledgeBase
+        self.deadlineSeconds = deadlineSeconds
+        self.feedsPublicKey = feedsPublicKey
+        self.ownership = ownership ?? SubscriptionOwnership(runtime: runtime)
+    }
 
     func requestScan(_ input: Operations.RequestScan.Input) async throws -> Operations.RequestScan.Output {
         guard case .json(let request) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
@@ -31,6 +44,12 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
         let repository = try Validate.repository(request.repository, field: "repository")
         let digest = try Validate.digest(request.digest, field: "digest")
         let messageID = try Validate.text(request.messageId, field: "messageId")
+        switch try await ownership.owner(of: subscriptionID) {
+        case tenantID?: break
+        case nil: throw ProblemError.notFound("subscription \(subscriptionID.uuidString.lowercased()) does not exist")
+        case _?:
+            throw ProblemError.conflict("subscription \(subscriptionID.uuidString.lowercased()) does not belong to tenant \(tenantID.uuidString.lowercased())")
+        }
         let trigger = request.trigger.rawValue
         let logger = runtime.logger
         let inbox = runtime.inbox
@@ -176,7 +195,7 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
         }
         guard case .binary(let body) = input.body else { throw ProblemError.badRequest("expected an application/octet-stream body") }
         // The bundle goes to a private scratch file: it is read (and verified) from there by libarchive.
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-bundle-\(UUID().uuidString).tar.gz")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-bundle-\(UUID().uuidString.lowercased()).tar.gz")
         defer { try? FileManager.default.removeItem(at: file) }
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let handle = try? FileHandle(forWritingTo: file) else {

@@ -28,19 +28,18 @@ public func buildScannerApplication(configuration: GantryConfiguration,
                                                            default: 1000, range: 10...600_000)
     let knowledgeBase = PostgresKnowledgeBase(database: runtime.database, logger: runtime.logger)
     // The registry client follows redirects itself, so credentials never travel to a blob store's host.
-    let registryHTTP = HTTPClient(eventLoopGroupProvider: .singleton,
-                                  configuration: .init(redirectConfiguration: .disallow))
-    // SSRF guard before every registry request and redirect hop (loopback only in development).
-    let addressGuard = AddressGuard(allowLoopback: configuration.profile == .development,
-                                    allowPrivate: configuration.environment["GANTRY_ALLOW_PRIVATE_REGISTRIES"] == "true")
-    let scanner = ImageScanner(registry: RegistryClient(httpClient: registryHTTP, logger: runtime.logger, addressGuard: addressGuard),
+    // SSRF guard before every registry request and redirect hop, each connection made to the approved address.
+    let registryHTTP = PinnedHTTPClients(addressGuard: try .forDeployment(configuration),
+                                         configuration: .init(redirectConfiguration: .disallow))
+    let scanner = ImageScanner(registry: RegistryClient(pinnedClients: registryHTTP, logger: runtime.logger),
                                knowledgeBase: knowledgeBase,
                                layerCache: PostgresLayerCache(database: runtime.database, logger: runtime.logger),
                                layerReader: LayerReader(), logger: runtime.logger)
     let discovery = HTTPDiscoveryPeer(runtime: runtime)
     let feedsPublicKey = try feedsPublicKey(configuration.environment)
+    let ownership = SubscriptionOwnership(runtime: runtime)
     var api = ScannerAPIImpl(runtime: runtime, knowledgeBase: knowledgeBase, deadlineSeconds: queue.deadlineSeconds,
-                             feedsPublicKey: feedsPublicKey)
+                             feedsPublicKey: feedsPublicKey, ownership: ownership)
     api.maxAttempts = queue.maxAttempts
     let scanWorkers: [any Service] = (0..<workers).map { _ in
         ScanWorker(runtime: runtime, scanner: scanner, discovery: discovery, settings: queue)
@@ -62,7 +61,8 @@ public func buildScannerApplication(configuration: GantryConfiguration,
         checkInterval: .seconds(try GantryConfiguration.integer("GANTRY_FEEDS_STALE_CHECK_SECONDS", configuration.environment,
                                                                 default: 3600, range: 1...86_400)))
     return try runtime.makeApplication(openAPIDocument: ScannerAPI.openAPIDocument, accessPolicy: .scanner,
-                                       services: [HTTPClientService(client: registryHTTP), HTTPClientService(client: feedHTTP)]
+                                       subscriptionOwnership: ownership,
+                                       services: [PinnedHTTPClientsService(clients: registryHTTP), HTTPClientService(client: feedHTTP)]
                                            + scanWorkers + [reevaluator, updater, staleness],
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: router)

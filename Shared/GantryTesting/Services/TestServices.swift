@@ -70,8 +70,12 @@ package func withRunningServices<T: Sendable>(
 ) async throws -> T {
     var logger = Logger(label: "test-services")
     logger.logLevel = .warning
-    let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
-                                                  gracefulShutdownSignals: [], logger: logger))
+    var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) },
+                                                  gracefulShutdownSignals: [], logger: logger)
+    // A service that does not stop (a worker stuck on a dead connection) fails the test instead of hanging the run.
+    configuration.maximumGracefulShutdownDuration = .seconds(60)
+    configuration.maximumCancellationDuration = .seconds(15)
+    let group = ServiceGroup(configuration: configuration)
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
         do {

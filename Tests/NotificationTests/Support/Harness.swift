@@ -23,8 +23,9 @@ struct Harness: Sendable {
     let env: TestEnvironment
     let receiver: WebhookReceiver
     let receiverPort: Int
-    let tenantID = UUID().uuidString.lowercased()
-    let subscriptionID = UUID().uuidString.lowercased()
+    /// Registered in the discovery running beside the service (its public routes check the pair).
+    let tenantID: String
+    let subscriptionID: String
 
     var base: String { env.url(.notification).absoluteString }
     var subscription: String { "\(base)/v1/tenants/\(tenantID)/subscriptions/\(subscriptionID)" }
@@ -42,11 +43,13 @@ struct Harness: Sendable {
             let env = try TestEnvironment(database: database, extra: environment)
             let app = try await buildNotificationApplication(configuration: env.configuration(.notification))
             let receiver = WebhookReceiver(mode: receiverMode)
-            let services: [any Service] = [app, receiver.application(port: receiverPort)]
-            try await withRunningServices(services, readyPorts: [env.ports[.notification]!, receiverPort]) {
+            let services: [any Service] = [try await env.discoveryApplication(), app, receiver.application(port: receiverPort)]
+            try await withRunningServices(services, readyPorts: [env.discoveryPort, env.ports[.notification]!, receiverPort]) {
                 // A hanging receiver is released before shutdown, which waits for its open requests.
                 do {
-                    try await body(Harness(env: env, receiver: receiver, receiverPort: receiverPort))
+                    let subscription = try await TestSubscription.create(in: env)
+                    try await body(Harness(env: env, receiver: receiver, receiverPort: receiverPort,
+                                           tenantID: subscription.tenantID, subscriptionID: subscription.subscriptionID))
                 } catch {
                     await receiver.release()
                     throw error

@@ -33,7 +33,9 @@ struct ImportRunner: Service {
     func run() async throws {
         await PollingLoop.run(name: "import runner", readiness: runtime.readiness, interval: pollInterval,
                               logger: runtime.logger) {
-            guard let job = try await claim() else { return false }
+            // Bounded: a claim caught by a database restart may never answer (see `bounded`), and would hold
+            // the runner, and the service's shutdown, with it.
+            guard let job = try await bounded("claiming an import", .seconds(15), { try await claim() }) else { return false }
             await execute(job)
             return true
         }
@@ -175,8 +177,8 @@ struct ImportRunner: Service {
         }
         let platforms = top.isIndex
             ? children.map { ImportPlatformRecord(platform: $0.platform?.description, digest: $0.manifest.digest.description,
-                                                  mediaType: $0.manifest.mediaType) }
-            : [ImportPlatformRecord(platform: nil, digest: top.digest.description, mediaType: top.mediaType)]
+                                                  mediaType: $0.manifest.mediaType, scanned: !$0.isAttestation) }
+            : [ImportPlatformRecord(platform: nil, digest: top.digest.description, mediaType: top.mediaType, scanned: true)]
         let platformsJSON = String(decoding: try JSONEncoder().encode(platforms), as: UTF8.self)
         try await update(job, """
             UPDATE ingestion.imports SET digest = \(top.digest.description), media_type = \(top.mediaType),
@@ -345,4 +347,9 @@ struct ImportPlatformRecord: Codable, Sendable {
     var platform: String?
     var digest: String
     var mediaType: String
+    /// Whether a scan is requested for it (false for attestations); nil in rows written before it was
+    /// recorded, where an `unknown/…` platform marks an attestation.
+    var scanned: Bool?
+
+    var isScanned: Bool { scanned ?? !(platform?.hasPrefix("unknown/") ?? false) }
 }

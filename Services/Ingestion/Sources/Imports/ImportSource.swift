@@ -91,32 +91,29 @@ struct ImportSource: Sendable, Equatable {
 /// - Returns: why the host is refused, or nil when it may be contacted.
 func importSourceRefusal(host: String, configuration: GantryConfiguration) -> String? {
     guard let name = CloudProfile.host(ofLoginServer: host) else { return "'\(host)' is not a host name with an optional port" }
+    let addressGuard: AddressGuard
     do {
-        try AddressGuard.forDeployment(configuration).check(host: name, describing: host, allowUnresolved: true)
+        addressGuard = try AddressGuard.forDeployment(configuration)
+    } catch {
+        return "\(error)"
+    }
+    do {
+        try addressGuard.check(host: name, describing: host, allowUnresolved: true)
     } catch {
         return error.reason
     }
     return nil
 }
 
-extension AddressGuard {
-    /// The guard a service's registry connections use: loopback only in the development profile, private
-    /// networks only when `GANTRY_ALLOW_PRIVATE_REGISTRIES` is `true`.
-    static func forDeployment(_ configuration: GantryConfiguration) -> AddressGuard {
-        AddressGuard(allowLoopback: configuration.profile == .development,
-                     allowPrivate: configuration.environment["GANTRY_ALLOW_PRIVATE_REGISTRIES"] == "true")
-    }
-}
-
-/// Seals source credentials at rest with AES-256-GCM (NIST SP 800-38D) under `GANTRY_SECRET_KEY`, as
-/// discovery seals registry credentials: base64 of nonce (12 bytes) || ciphertext || tag (16 bytes).
+/// Seals source credentials while an import job waits (transient: the format may change between releases) with GantryRuntime's `SecretSealer` under `GANTRY_SECRET_KEY`, in its text form, bound to `context`.
 struct ImportCredentialSealer: Sendable {
-    private let key: SymmetricKey
+    static let context = "ingestion.import.source-credentials"
+    private let sealer: SecretSealer
 
     /// nil when the deployment has no secret key (imports then take no source credentials).
     init?(configuration: GantryConfiguration) {
-        guard let data = configuration.secretKey else { return nil }
-        key = SymmetricKey(data: data)
+        guard let sealer = try? SecretSealer(configuration: configuration) else { return nil }
+        self.sealer = sealer
     }
 
     private struct Sealed: Codable {
@@ -125,16 +122,16 @@ struct ImportCredentialSealer: Sendable {
     }
 
     func seal(_ credentials: RegistryCredentials) throws -> String {
-        let box = try AES.GCM.seal(try JSONEncoder().encode(Sealed(username: credentials.username, password: credentials.password)),
-                                   using: key)
-        guard let combined = box.combined else { throw CryptoKitError.incorrectParameterSize }
-        return combined.base64EncodedString()
+        let json = try JSONEncoder().encode(Sealed(username: credentials.username, password: credentials.password))
+        return try sealer.seal(String(decoding: json, as: UTF8.self), context: Self.context)
     }
 
-    /// - Throws: when the value was not sealed with this key (tampered, or the key changed).
+    /// - Throws: when the value was not sealed with this key (tampered, or the key changed), or was never sealed.
     func open(_ stored: String) throws -> RegistryCredentials {
-        guard let data = Data(base64Encoded: stored) else { throw CryptoKitError.incorrectParameterSize }
-        let opened = try JSONDecoder().decode(Sealed.self, from: try AES.GCM.open(try AES.GCM.SealedBox(combined: data), using: key))
+        guard !SecretSealer.needsSealing(stored) else {
+            throw ProblemError.internal("the import's source credentials are not sealed")
+        }
+        let opened = try JSONDecoder().decode(Sealed.self, from: Data(try sealer.open(stored, context: Self.context).utf8))
         return RegistryCredentials(username: opened.username, password: opened.password)
     }
 }

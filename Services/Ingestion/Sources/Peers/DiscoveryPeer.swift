@@ -51,7 +51,7 @@ struct HTTPDiscoveryPeer: DiscoveryPeer {
         case .notFound:
             return nil
         case .undocumented(let status, _):
-            throw ProblemError.badGateway("discovery answered HTTP \(status) for registry \(id)")
+            throw ProblemError.badGateway("discovery answered HTTP \(status) for registry \(id.uuidString.lowercased())")
         }
     }
 

@@ -43,7 +43,7 @@ struct HTTPDiscoveryPeer: DiscoveryPeer {
         case .notFound:
             return nil
         case .undocumented(let status, _):
-            throw ProblemError.badGateway("discovery answered HTTP \(status) for registry \(registryID)")
+            throw ProblemError.badGateway("discovery answered HTTP \(status) for registry \(registryID.uuidString.lowercased())")
         }
     }
 }

@@ -282,6 +282,26 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/RegistryAccess' }
         '404': { $ref: '#/components/responses/Problem' }
+  /internal/v1/subscriptions/{subscriptionId}:
+    get:
+      operationId: getSubscriptionOwner
+      summary: The tenant a subscription belongs to, with its cloud and plan state (service token only).
+      description: |
+        Every other service asks this before serving a route with `{tenantId}` and `{subscriptionId}`: a
+        subscription belongs to exactly one tenant for its whole life (issue 6, isolation).
+      parameters:
+        - name: subscriptionId
+          in: path
+          required: true
+          schema: { type: string, format: uuid }
+      responses:
+        '200':
+          description: The subscription's owner.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/SubscriptionOwner' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
 components:
   parameters:
     TenantID:
@@ -363,6 +383,14 @@ components:
         enabledAt: { type: string, format: date-time, description: 'when the plan was last enabled' }
         disabledAt: { type: string, format: date-time, description: 'when the plan was last disabled' }
         createdAt: { type: string, format: date-time }
+    SubscriptionOwner:
+      type: object
+      required: [subscriptionId, tenantId, cloudType, planEnabled]
+      properties:
+        subscriptionId: { type: string, format: uuid }
+        tenantId: { type: string, format: uuid }
+        cloudType: { $ref: '#/components/schemas/CloudType' }
+        planEnabled: { type: boolean }
     PlanChange:
       type: object
       required: [enabled, actor, at]

@@ -216,6 +216,41 @@ extension Components {
                 case createdAt
             }
         }
+        /// - Remark: Generated from `#/components/schemas/SubscriptionOwner`.
+        package struct SubscriptionOwner: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SubscriptionOwner/subscriptionId`.
+            package var subscriptionId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubscriptionOwner/tenantId`.
+            package var tenantId: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SubscriptionOwner/cloudType`.
+            package var cloudType: Components.Schemas.CloudType
+            /// - Remark: Generated from `#/components/schemas/SubscriptionOwner/planEnabled`.
+            package var planEnabled: Swift.Bool
+            /// Creates a new `SubscriptionOwner`.
+            ///
+            /// - Parameters:
+            ///   - subscriptionId:
+            ///   - tenantId:
+            ///   - cloudType:
+            ///   - planEnabled:
+            package init(
+                subscriptionId: Swift.String,
+                tenantId: Swift.String,
+                cloudType: Components.Schemas.CloudType,
+                planEnabled: Swift.Bool
+            ) {
+                self.subscriptionId = subscriptionId
+                self.tenantId = tenantId
+                self.cloudType = cloudType
+                self.planEnabled = planEnabled
+            }
+            package enum CodingKeys: String, CodingKey {
+                case subscriptionId
+                case tenantId
+                case cloudType
+                case planEnabled
+            }
+        }
         /// - Remark: Generated from `#/components/schemas/PlanChange`.
         package struct PlanChange: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/PlanChange/enabled`.

@@ -110,6 +110,15 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /internal/v1/registries/{registryId}`.
     /// - Remark: Generated from `#/paths//internal/v1/registries/{registryId}/get(getRegistryAccess)`.
     func getRegistryAccess(_ input: Operations.GetRegistryAccess.Input) async throws -> Operations.GetRegistryAccess.Output
+    /// The tenant a subscription belongs to, with its cloud and plan state (service token only).
+    ///
+    /// Every other service asks this before serving a route with `{tenantId}` and `{subscriptionId}`: a
+    /// subscription belongs to exactly one tenant for its whole life (issue 6, isolation).
+    ///
+    ///
+    /// - Remark: HTTP `GET /internal/v1/subscriptions/{subscriptionId}`.
+    /// - Remark: Generated from `#/paths//internal/v1/subscriptions/{subscriptionId}/get(getSubscriptionOwner)`.
+    func getSubscriptionOwner(_ input: Operations.GetSubscriptionOwner.Input) async throws -> Operations.GetSubscriptionOwner.Output
 }
 
 /// Convenience overloads for operation inputs.
@@ -341,6 +350,23 @@ extension APIProtocol {
         headers: Operations.GetRegistryAccess.Input.Headers = .init()
     ) async throws -> Operations.GetRegistryAccess.Output {
         try await getRegistryAccess(Operations.GetRegistryAccess.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// The tenant a subscription belongs to, with its cloud and plan state (service token only).
+    ///
+    /// Every other service asks this before serving a route with `{tenantId}` and `{subscriptionId}`: a
+    /// subscription belongs to exactly one tenant for its whole life (issue 6, isolation).
+    ///
+    ///
+    /// - Remark: HTTP `GET /internal/v1/subscriptions/{subscriptionId}`.
+    /// - Remark: Generated from `#/paths//internal/v1/subscriptions/{subscriptionId}/get(getSubscriptionOwner)`.
+    package func getSubscriptionOwner(
+        path: Operations.GetSubscriptionOwner.Input.Path,
+        headers: Operations.GetSubscriptionOwner.Input.Headers = .init()
+    ) async throws -> Operations.GetSubscriptionOwner.Output {
+        try await getSubscriptionOwner(Operations.GetSubscriptionOwner.Input(
             path: path,
             headers: headers
         ))

@@ -128,7 +128,7 @@ paths:
   /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments:
     get:
       operationId: listImageSubAssessments
-      summary: The sub-assessments of one image digest (in every repository holding it).
+      summary: The sub-assessments of one image digest (in every repository holding it); 404 when the subscription has no assessment of it.
       parameters:
         - { $ref: '#/components/parameters/TenantID' }
         - { $ref: '#/components/parameters/SubscriptionID' }
@@ -143,6 +143,7 @@ paths:
             application/json:
               schema: { $ref: '#/components/schemas/SubAssessmentList' }
         '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/{subAssessmentName}:
     get:
       operationId: getSubAssessment

@@ -41,7 +41,7 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/subAssessments/get(listSubAssessments)`.
     func listSubAssessments(_ input: Operations.ListSubAssessments.Input) async throws -> Operations.ListSubAssessments.Output
-    /// The sub-assessments of one image digest (in every repository holding it).
+    /// The sub-assessments of one image digest (in every repository holding it); 404 when the subscription has no assessment of it.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)`.
@@ -193,7 +193,7 @@ extension APIProtocol {
             headers: headers
         ))
     }
-    /// The sub-assessments of one image digest (in every repository holding it).
+    /// The sub-assessments of one image digest (in every repository holding it); 404 when the subscription has no assessment of it.
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/subscriptions/{subscriptionId}/assessments/{imageDigest}/subAssessments/get(listImageSubAssessments)`.

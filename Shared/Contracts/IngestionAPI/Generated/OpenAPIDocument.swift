@@ -192,10 +192,47 @@ paths:
         '400': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
         '422': { $ref: '#/components/responses/Problem' }
+    get:
+      operationId: listImports
+      summary: The registry's import jobs, newest first, a page at a time, optionally of one status.
+      description: |
+        Each job as `GET …/imports/{importId}` shows it, scan status included. Pages follow `nextPageToken`
+        (absent on the last page). With a scan status as filter (scanRequested, scanQueued, scanning, scanned,
+        scanFailed) the scanner is asked about each candidate, so a page may hold fewer than `limit` jobs while
+        a `nextPageToken` still follows; keep paging until it is absent.
+      parameters:
+        - { $ref: '#/components/parameters/TenantID' }
+        - { $ref: '#/components/parameters/RegistryID' }
+        - name: status
+          in: query
+          required: false
+          schema: { $ref: '#/components/schemas/ImportStatus' }
+        - name: limit
+          in: query
+          required: false
+          schema: { type: integer, minimum: 1, maximum: 100, default: 20 }
+        - name: pageToken
+          in: query
+          required: false
+          description: 'The `nextPageToken` of the previous page (opaque).'
+          schema: { type: string, maxLength: 200 }
+      responses:
+        '200':
+          description: Import jobs, newest first.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ImportJobList' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
   /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}:
     get:
       operationId: getImport
-      summary: An import job's status, per-platform digests and transfer counts.
+      summary: An import job's status (the copy, then the scans of its platform images), per-platform digests and scans, transfer counts.
+      description: |
+        The scan part is read from the scanner when the job is asked for (the scanner emits no events to
+        ingestion): each platform image's scan is the first scan job of its digest in this registry that was
+        queued or running when the import requested it, or finished after. When the scanner cannot be reached
+        the job shows `scanRequested` and `scanStatusError` says why.
       parameters:
         - { $ref: '#/components/parameters/TenantID' }
         - { $ref: '#/components/parameters/RegistryID' }
@@ -452,6 +489,42 @@ components:
         platform: { type: string, description: 'os/architecture[/variant]; absent for a single-manifest image. unknown/unknown marks an attestation.' }
         digest: { type: string }
         mediaType: { type: string }
+        scan: { $ref: '#/components/schemas/ImportScan' }
+    ImportScan:
+      type: object
+      description: 'The scan of one platform image after its import; absent for attestations (not scanned) and while no scan was requested.'
+      required: [status]
+      properties:
+        status:
+          type: string
+          enum: [requested, queued, scanning, scanned, failed]
+          description: 'requested: the request is on its way to the scanner (or its state could not be read); failed: failed, dead-lettered or cancelled (error says why).'
+        jobId: { type: string, format: uuid, description: 'The scanner''s job (gantry scans history --digest).' }
+        trigger: { type: string, description: 'The job''s trigger: import, or push/rescan/manual when the request joined a job already queued.' }
+        outcome: { type: string, enum: [assessed, notApplicable], description: 'For scanned: what the scan concluded.' }
+        findings: { type: integer, description: 'For scanned: findings reported.' }
+        attempts: { type: integer }
+        error: { type: string, description: 'For failed: the reason (the last failure, dead-letter or cancellation reason).' }
+        queuedAt: { type: string, format: date-time }
+        startedAt: { type: string, format: date-time }
+        finishedAt: { type: string, format: date-time }
+    ImportStatus:
+      type: string
+      enum: [queued, copying, failed, done, scanRequested, scanQueued, scanning, scanned, scanFailed]
+      description: |
+        queued, copying: the copy waits or runs; failed: the copy failed for good (see reason), no scan follows.
+        done: copied, and no scan was requested (plan disabled or the registry not applicable).
+        After a copy with scans requested the status follows the platform images' scans: scanRequested (on its
+        way to the scanner), scanQueued, scanning (the least advanced platform image decides), then scanned when
+        every one is scanned, or scanFailed when every scan ended and one failed.
+    ImportJobList:
+      type: object
+      required: [items]
+      properties:
+        items:
+          type: array
+          items: { $ref: '#/components/schemas/ImportJob' }
+        nextPageToken: { type: string, description: 'Pass as pageToken for the next page; absent on the last page.' }
     ImportJob:
       type: object
       required: [importId, tenantId, registryId, source, targetRepository, status, platforms, bytesCopied, blobsMounted, blobsCopied, blobsSkipped, attempts, createdAt, updatedAt]
@@ -462,11 +535,9 @@ components:
         source: { type: string, description: 'The normalised source reference, host/repository:tag or host/repository@digest.' }
         targetRepository: { type: string }
         targetTag: { type: string }
-        status:
-          type: string
-          enum: [queued, copying, done, failed]
-          description: 'done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.'
-        reason: { type: string, description: 'Why it failed.' }
+        status: { $ref: '#/components/schemas/ImportStatus' }
+        reason: { type: string, description: 'Why the copy failed (or why an attempt failed, while it is retried).' }
+        scanStatusError: { type: string, description: 'Why the scans'' state could not be read from the scanner (the status then stays scanRequested).' }
         digest: { type: string, description: 'The digest of what the source reference names (the index for a multi-platform image).' }
         mediaType: { type: string }
         platforms:
@@ -480,6 +551,6 @@ components:
         scanRequested: { type: boolean }
         createdAt: { type: string, format: date-time }
         updatedAt: { type: string, format: date-time }
-        finishedAt: { type: string, format: date-time }
+        finishedAt: { type: string, format: date-time, description: 'When the copy ended (done or failed); the scans follow it.' }
 
 """#

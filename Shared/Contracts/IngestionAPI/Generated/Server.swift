@@ -104,6 +104,17 @@ extension APIProtocol {
         )
         try transport.register(
             {
+                try await server.listImports(
+                    request: $0,
+                    body: $1,
+                    metadata: $2
+                )
+            },
+            method: .get,
+            path: server.apiPathComponentsWithServerPrefix("/v1/tenants/{tenantId}/registries/{registryId}/imports")
+        )
+        try transport.register(
+            {
                 try await server.createImport(
                     request: $0,
                     body: $1,
@@ -880,6 +891,134 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
             }
         )
     }
+    /// The registry's import jobs, newest first, a page at a time, optionally of one status.
+    ///
+    /// Each job as `GET …/imports/{importId}` shows it, scan status included. Pages follow `nextPageToken`
+    /// (absent on the last page). With a scan status as filter (scanRequested, scanQueued, scanning, scanned,
+    /// scanFailed) the scanner is asked about each candidate, so a page may hold fewer than `limit` jobs while
+    /// a `nextPageToken` still follows; keep paging until it is absent.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)`.
+    func listImports(
+        request: HTTPTypes.HTTPRequest,
+        body: OpenAPIRuntime.HTTPBody?,
+        metadata: OpenAPIRuntime.ServerRequestMetadata
+    ) async throws -> (HTTPTypes.HTTPResponse, OpenAPIRuntime.HTTPBody?) {
+        try await handle(
+            request: request,
+            requestBody: body,
+            metadata: metadata,
+            forOperation: Operations.ListImports.id,
+            using: {
+                APIHandler.listImports($0)
+            },
+            deserializer: { request, requestBody, metadata in
+                let path: Operations.ListImports.Input.Path = .init(
+                    tenantId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "tenantId",
+                        as: Components.Parameters.TenantID.self
+                    ),
+                    registryId: try converter.getPathParameterAsURI(
+                        in: metadata.pathParameters,
+                        name: "registryId",
+                        as: Components.Parameters.RegistryID.self
+                    )
+                )
+                let query: Operations.ListImports.Input.Query = .init(
+                    status: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "status",
+                        as: Components.Schemas.ImportStatus.self
+                    ),
+                    limit: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "limit",
+                        as: Swift.Int.self
+                    ),
+                    pageToken: try converter.getOptionalQueryItemAsURI(
+                        in: request.soar_query,
+                        style: .form,
+                        explode: true,
+                        name: "pageToken",
+                        as: Swift.String.self
+                    )
+                )
+                let headers: Operations.ListImports.Input.Headers = .init(accept: try converter.extractAcceptHeaderIfPresent(in: request.headerFields))
+                return Operations.ListImports.Input(
+                    path: path,
+                    query: query,
+                    headers: headers
+                )
+            },
+            serializer: { output, request in
+                switch output {
+                case let .ok(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 200)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .json(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .badRequest(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 400)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .notFound(value):
+                    suppressUnusedWarning(value)
+                    var response = HTTPTypes.HTTPResponse(soar_statusCode: 404)
+                    suppressMutabilityWarning(&response)
+                    let body: OpenAPIRuntime.HTTPBody
+                    switch value.body {
+                    case let .applicationProblemJson(value):
+                        try converter.validateAcceptIfPresent(
+                            "application/problem+json",
+                            in: request.headerFields
+                        )
+                        body = try converter.setResponseBodyAsJSON(
+                            value,
+                            headerFields: &response.headerFields,
+                            contentType: "application/problem+json; charset=utf-8"
+                        )
+                    }
+                    return (response, body)
+                case let .undocumented(statusCode, _):
+                    return (.init(soar_statusCode: statusCode), nil)
+                }
+            }
+        )
+    }
     /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
     ///
     /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
@@ -1026,7 +1165,13 @@ fileprivate extension UniversalServer where APIHandler: APIProtocol {
             }
         )
     }
-    /// An import job's status, per-platform digests and transfer counts.
+    /// An import job's status (the copy, then the scans of its platform images), per-platform digests and scans, transfer counts.
+    ///
+    /// The scan part is read from the scanner when the job is asked for (the scanner emits no events to
+    /// ingestion): each platform image's scan is the first scan job of its digest in this registry that was
+    /// queued or running when the import requested it, or finished after. When the scanner cannot be reached
+    /// the job shows `scanRequested` and `scanStatusError` says why.
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.

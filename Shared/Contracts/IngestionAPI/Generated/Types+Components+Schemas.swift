@@ -899,25 +899,177 @@ extension Components {
             package var digest: Swift.String
             /// - Remark: Generated from `#/components/schemas/ImportPlatform/mediaType`.
             package var mediaType: Swift.String
+            /// - Remark: Generated from `#/components/schemas/ImportPlatform/scan`.
+            package var scan: Components.Schemas.ImportScan?
             /// Creates a new `ImportPlatform`.
             ///
             /// - Parameters:
             ///   - platform: os/architecture[/variant]; absent for a single-manifest image. unknown/unknown marks an attestation.
             ///   - digest:
             ///   - mediaType:
+            ///   - scan:
             package init(
                 platform: Swift.String? = nil,
                 digest: Swift.String,
-                mediaType: Swift.String
+                mediaType: Swift.String,
+                scan: Components.Schemas.ImportScan? = nil
             ) {
                 self.platform = platform
                 self.digest = digest
                 self.mediaType = mediaType
+                self.scan = scan
             }
             package enum CodingKeys: String, CodingKey {
                 case platform
                 case digest
                 case mediaType
+                case scan
+            }
+        }
+        /// The scan of one platform image after its import; absent for attestations (not scanned) and while no scan was requested.
+        ///
+        /// - Remark: Generated from `#/components/schemas/ImportScan`.
+        package struct ImportScan: Codable, Hashable, Sendable {
+            /// requested: the request is on its way to the scanner (or its state could not be read); failed: failed, dead-lettered or cancelled (error says why).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/status`.
+            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case requested = "requested"
+                case queued = "queued"
+                case scanning = "scanning"
+                case scanned = "scanned"
+                case failed = "failed"
+            }
+            /// requested: the request is on its way to the scanner (or its state could not be read); failed: failed, dead-lettered or cancelled (error says why).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/status`.
+            package var status: Components.Schemas.ImportScan.StatusPayload
+            /// The scanner's job (gantry scans history --digest).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/jobId`.
+            package var jobId: Swift.String?
+            /// The job's trigger: import, or push/rescan/manual when the request joined a job already queued.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/trigger`.
+            package var trigger: Swift.String?
+            /// For scanned: what the scan concluded.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/outcome`.
+            @frozen package enum OutcomePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case assessed = "assessed"
+                case notApplicable = "notApplicable"
+            }
+            /// For scanned: what the scan concluded.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/outcome`.
+            package var outcome: Components.Schemas.ImportScan.OutcomePayload?
+            /// For scanned: findings reported.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/findings`.
+            package var findings: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/ImportScan/attempts`.
+            package var attempts: Swift.Int?
+            /// For failed: the reason (the last failure, dead-letter or cancellation reason).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportScan/error`.
+            package var error: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/ImportScan/queuedAt`.
+            package var queuedAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/ImportScan/startedAt`.
+            package var startedAt: Foundation.Date?
+            /// - Remark: Generated from `#/components/schemas/ImportScan/finishedAt`.
+            package var finishedAt: Foundation.Date?
+            /// Creates a new `ImportScan`.
+            ///
+            /// - Parameters:
+            ///   - status: requested: the request is on its way to the scanner (or its state could not be read); failed: failed, dead-lettered or cancelled (error says why).
+            ///   - jobId: The scanner's job (gantry scans history --digest).
+            ///   - trigger: The job's trigger: import, or push/rescan/manual when the request joined a job already queued.
+            ///   - outcome: For scanned: what the scan concluded.
+            ///   - findings: For scanned: findings reported.
+            ///   - attempts:
+            ///   - error: For failed: the reason (the last failure, dead-letter or cancellation reason).
+            ///   - queuedAt:
+            ///   - startedAt:
+            ///   - finishedAt:
+            package init(
+                status: Components.Schemas.ImportScan.StatusPayload,
+                jobId: Swift.String? = nil,
+                trigger: Swift.String? = nil,
+                outcome: Components.Schemas.ImportScan.OutcomePayload? = nil,
+                findings: Swift.Int? = nil,
+                attempts: Swift.Int? = nil,
+                error: Swift.String? = nil,
+                queuedAt: Foundation.Date? = nil,
+                startedAt: Foundation.Date? = nil,
+                finishedAt: Foundation.Date? = nil
+            ) {
+                self.status = status
+                self.jobId = jobId
+                self.trigger = trigger
+                self.outcome = outcome
+                self.findings = findings
+                self.attempts = attempts
+                self.error = error
+                self.queuedAt = queuedAt
+                self.startedAt = startedAt
+                self.finishedAt = finishedAt
+            }
+            package enum CodingKeys: String, CodingKey {
+                case status
+                case jobId
+                case trigger
+                case outcome
+                case findings
+                case attempts
+                case error
+                case queuedAt
+                case startedAt
+                case finishedAt
+            }
+        }
+        /// queued, copying: the copy waits or runs; failed: the copy failed for good (see reason), no scan follows.
+        /// done: copied, and no scan was requested (plan disabled or the registry not applicable).
+        /// After a copy with scans requested the status follows the platform images' scans: scanRequested (on its
+        /// way to the scanner), scanQueued, scanning (the least advanced platform image decides), then scanned when
+        /// every one is scanned, or scanFailed when every scan ended and one failed.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/ImportStatus`.
+        @frozen package enum ImportStatus: String, Codable, Hashable, Sendable, CaseIterable {
+            case queued = "queued"
+            case copying = "copying"
+            case failed = "failed"
+            case done = "done"
+            case scanRequested = "scanRequested"
+            case scanQueued = "scanQueued"
+            case scanning = "scanning"
+            case scanned = "scanned"
+            case scanFailed = "scanFailed"
+        }
+        /// - Remark: Generated from `#/components/schemas/ImportJobList`.
+        package struct ImportJobList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/ImportJobList/items`.
+            package var items: [Components.Schemas.ImportJob]
+            /// Pass as pageToken for the next page; absent on the last page.
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJobList/nextPageToken`.
+            package var nextPageToken: Swift.String?
+            /// Creates a new `ImportJobList`.
+            ///
+            /// - Parameters:
+            ///   - items:
+            ///   - nextPageToken: Pass as pageToken for the next page; absent on the last page.
+            package init(
+                items: [Components.Schemas.ImportJob],
+                nextPageToken: Swift.String? = nil
+            ) {
+                self.items = items
+                self.nextPageToken = nextPageToken
+            }
+            package enum CodingKeys: String, CodingKey {
+                case items
+                case nextPageToken
             }
         }
         /// - Remark: Generated from `#/components/schemas/ImportJob`.
@@ -936,23 +1088,16 @@ extension Components {
             package var targetRepository: Swift.String
             /// - Remark: Generated from `#/components/schemas/ImportJob/targetTag`.
             package var targetTag: Swift.String?
-            /// done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.
-            ///
             /// - Remark: Generated from `#/components/schemas/ImportJob/status`.
-            @frozen package enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
-                case queued = "queued"
-                case copying = "copying"
-                case done = "done"
-                case failed = "failed"
-            }
-            /// done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.
-            ///
-            /// - Remark: Generated from `#/components/schemas/ImportJob/status`.
-            package var status: Components.Schemas.ImportJob.StatusPayload
-            /// Why it failed.
+            package var status: Components.Schemas.ImportStatus
+            /// Why the copy failed (or why an attempt failed, while it is retried).
             ///
             /// - Remark: Generated from `#/components/schemas/ImportJob/reason`.
             package var reason: Swift.String?
+            /// Why the scans' state could not be read from the scanner (the status then stays scanRequested).
+            ///
+            /// - Remark: Generated from `#/components/schemas/ImportJob/scanStatusError`.
+            package var scanStatusError: Swift.String?
             /// The digest of what the source reference names (the index for a multi-platform image).
             ///
             /// - Remark: Generated from `#/components/schemas/ImportJob/digest`.
@@ -981,6 +1126,8 @@ extension Components {
             package var createdAt: Foundation.Date
             /// - Remark: Generated from `#/components/schemas/ImportJob/updatedAt`.
             package var updatedAt: Foundation.Date
+            /// When the copy ended (done or failed); the scans follow it.
+            ///
             /// - Remark: Generated from `#/components/schemas/ImportJob/finishedAt`.
             package var finishedAt: Foundation.Date?
             /// Creates a new `ImportJob`.
@@ -992,8 +1139,9 @@ extension Components {
             ///   - source: The normalised source reference, host/repository:tag or host/repository@digest.
             ///   - targetRepository:
             ///   - targetTag:
-            ///   - status: done: every manifest and blob is in the registry and the scans (trigger import) are requested; failed: see reason.
-            ///   - reason: Why it failed.
+            ///   - status:
+            ///   - reason: Why the copy failed (or why an attempt failed, while it is retried).
+            ///   - scanStatusError: Why the scans' state could not be read from the scanner (the status then stays scanRequested).
             ///   - digest: The digest of what the source reference names (the index for a multi-platform image).
             ///   - mediaType:
             ///   - platforms:
@@ -1005,7 +1153,7 @@ extension Components {
             ///   - scanRequested:
             ///   - createdAt:
             ///   - updatedAt:
-            ///   - finishedAt:
+            ///   - finishedAt: When the copy ended (done or failed); the scans follow it.
             package init(
                 importId: Swift.String,
                 tenantId: Swift.String,
@@ -1013,8 +1161,9 @@ extension Components {
                 source: Swift.String,
                 targetRepository: Swift.String,
                 targetTag: Swift.String? = nil,
-                status: Components.Schemas.ImportJob.StatusPayload,
+                status: Components.Schemas.ImportStatus,
                 reason: Swift.String? = nil,
+                scanStatusError: Swift.String? = nil,
                 digest: Swift.String? = nil,
                 mediaType: Swift.String? = nil,
                 platforms: [Components.Schemas.ImportPlatform],
@@ -1036,6 +1185,7 @@ extension Components {
                 self.targetTag = targetTag
                 self.status = status
                 self.reason = reason
+                self.scanStatusError = scanStatusError
                 self.digest = digest
                 self.mediaType = mediaType
                 self.platforms = platforms
@@ -1058,6 +1208,7 @@ extension Components {
                 case targetTag
                 case status
                 case reason
+                case scanStatusError
                 case digest
                 case mediaType
                 case platforms

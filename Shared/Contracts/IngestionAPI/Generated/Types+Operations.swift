@@ -1189,6 +1189,229 @@ package enum Operations {
             }
         }
     }
+    /// The registry's import jobs, newest first, a page at a time, optionally of one status.
+    ///
+    /// Each job as `GET …/imports/{importId}` shows it, scan status included. Pages follow `nextPageToken`
+    /// (absent on the last page). With a scan status as filter (scanRequested, scanQueued, scanning, scanned,
+    /// scanFailed) the scanner is asked about each candidate, so a page may hold fewer than `limit` jobs while
+    /// a `nextPageToken` still follows; keep paging until it is absent.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)`.
+    package enum ListImports {
+        package static let id: Swift.String = "listImports"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/path/tenantId`.
+                package var tenantId: Components.Parameters.TenantID
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/path/registryId`.
+                package var registryId: Components.Parameters.RegistryID
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                ///   - registryId:
+                package init(
+                    tenantId: Components.Parameters.TenantID,
+                    registryId: Components.Parameters.RegistryID
+                ) {
+                    self.tenantId = tenantId
+                    self.registryId = registryId
+                }
+            }
+            package var path: Operations.ListImports.Input.Path
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/query/status`.
+                package var status: Components.Schemas.ImportStatus?
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/query/limit`.
+                package var limit: Swift.Int?
+                /// The `nextPageToken` of the previous page (opaque).
+                ///
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/query/pageToken`.
+                package var pageToken: Swift.String?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - status:
+                ///   - limit:
+                ///   - pageToken: The `nextPageToken` of the previous page (opaque).
+                package init(
+                    status: Components.Schemas.ImportStatus? = nil,
+                    limit: Swift.Int? = nil,
+                    pageToken: Swift.String? = nil
+                ) {
+                    self.status = status
+                    self.limit = limit
+                    self.pageToken = pageToken
+                }
+            }
+            package var query: Operations.ListImports.Input.Query
+            /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListImports.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListImports.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListImports.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ListImports.Input.Path,
+                query: Operations.ListImports.Input.Query = .init(),
+                headers: Operations.ListImports.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/tenants/{tenantId}/registries/{registryId}/imports/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.ImportJobList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.ImportJobList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListImports.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListImports.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Import jobs, newest first.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListImports.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListImports.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
     /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
     ///
     /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
@@ -1417,7 +1640,13 @@ package enum Operations {
             }
         }
     }
-    /// An import job's status, per-platform digests and transfer counts.
+    /// An import job's status (the copy, then the scans of its platform images), per-platform digests and scans, transfer counts.
+    ///
+    /// The scan part is read from the scanner when the job is asked for (the scanner emits no events to
+    /// ingestion): each platform image's scan is the first scan job of its digest in this registry that was
+    /// queued or running when the import requested it, or finished after. When the scanner cannot be reached
+    /// the job shows `scanRequested` and `scanStatusError` says why.
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.

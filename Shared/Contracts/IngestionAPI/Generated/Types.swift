@@ -78,6 +78,17 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/images`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/images/get(listImages)`.
     func listImages(_ input: Operations.ListImages.Input) async throws -> Operations.ListImages.Output
+    /// The registry's import jobs, newest first, a page at a time, optionally of one status.
+    ///
+    /// Each job as `GET …/imports/{importId}` shows it, scan status included. Pages follow `nextPageToken`
+    /// (absent on the last page). With a scan status as filter (scanRequested, scanQueued, scanning, scanned,
+    /// scanFailed) the scanner is asked about each candidate, so a page may hold fewer than `limit` jobs while
+    /// a `nextPageToken` still follows; keep paging until it is absent.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)`.
+    func listImports(_ input: Operations.ListImports.Input) async throws -> Operations.ListImports.Output
     /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
     ///
     /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
@@ -92,7 +103,13 @@ package protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /v1/tenants/{tenantId}/registries/{registryId}/imports`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/post(createImport)`.
     func createImport(_ input: Operations.CreateImport.Input) async throws -> Operations.CreateImport.Output
-    /// An import job's status, per-platform digests and transfer counts.
+    /// An import job's status (the copy, then the scans of its platform images), per-platform digests and scans, transfer counts.
+    ///
+    /// The scan part is read from the scanner when the job is asked for (the scanner emits no events to
+    /// ingestion): each platform image's scan is the first scan job of its digest in this registry that was
+    /// queued or running when the import requested it, or finished after. When the scanner cannot be reached
+    /// the job shows `scanRequested` and `scanStatusError` says why.
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.
@@ -224,6 +241,27 @@ extension APIProtocol {
             headers: headers
         ))
     }
+    /// The registry's import jobs, newest first, a page at a time, optionally of one status.
+    ///
+    /// Each job as `GET …/imports/{importId}` shows it, scan status included. Pages follow `nextPageToken`
+    /// (absent on the last page). With a scan status as filter (scanRequested, scanQueued, scanning, scanned,
+    /// scanFailed) the scanner is asked about each candidate, so a page may hold fewer than `limit` jobs while
+    /// a `nextPageToken` still follows; keep paging until it is absent.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports`.
+    /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/get(listImports)`.
+    package func listImports(
+        path: Operations.ListImports.Input.Path,
+        query: Operations.ListImports.Input.Query = .init(),
+        headers: Operations.ListImports.Input.Headers = .init()
+    ) async throws -> Operations.ListImports.Output {
+        try await listImports(Operations.ListImports.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
     /// Import an image (a tag or digest; every platform of an index) from a source registry into this registry, then scan it (trigger `import`).
     ///
     /// Answers 202 at once with the job; the copy runs afterwards (poll `GET …/imports/{importId}`). Blobs the
@@ -248,7 +286,13 @@ extension APIProtocol {
             body: body
         ))
     }
-    /// An import job's status, per-platform digests and transfer counts.
+    /// An import job's status (the copy, then the scans of its platform images), per-platform digests and scans, transfer counts.
+    ///
+    /// The scan part is read from the scanner when the job is asked for (the scanner emits no events to
+    /// ingestion): each platform image's scan is the first scan job of its digest in this registry that was
+    /// queued or running when the import requested it, or finished after. When the scanner cannot be reached
+    /// the job shows `scanRequested` and `scanStatusError` says why.
+    ///
     ///
     /// - Remark: HTTP `GET /v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}`.
     /// - Remark: Generated from `#/paths//v1/tenants/{tenantId}/registries/{registryId}/imports/{importId}/get(getImport)`.

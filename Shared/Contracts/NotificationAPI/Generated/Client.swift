@@ -26,7 +26,9 @@ import HTTPTypes
 ///   Producers: findings-policy sends `imageUnhealthy`, `imageHealthy` and `newFindings` (from each scan or
 ///   re-evaluation report); the scanner sends `scansFailing` (every failed attempt, with the streak so far),
 ///   `registryUnreachable` (a scan that could not reach its registry, once per episode) and `feedsStale`
-///   (a feed not fetched successfully for `GANTRY_FEEDS_STALE_AFTER_SECONDS`, 2 days by default).
+///   (a feed not fetched successfully for `GANTRY_FEEDS_STALE_AFTER_SECONDS`, 2 days by default);
+///   discovery sends `registryUnreachable` too, for a crawl that could not reach its registry (once per episode,
+///   which its next successful crawl ends).
 /// - **Rules.** Each rule of a subscription names one alert kind, a minimum severity (finding kinds), a
 ///   threshold of consecutive failures (`scansFailing`, 3 by default) and the channels to notify. A
 ///   subscription without any rule uses the default route: every alert to every channel.

@@ -17,7 +17,9 @@ info:
       Producers: findings-policy sends `imageUnhealthy`, `imageHealthy` and `newFindings` (from each scan or
       re-evaluation report); the scanner sends `scansFailing` (every failed attempt, with the streak so far),
       `registryUnreachable` (a scan that could not reach its registry, once per episode) and `feedsStale`
-      (a feed not fetched successfully for `GANTRY_FEEDS_STALE_AFTER_SECONDS`, 2 days by default).
+      (a feed not fetched successfully for `GANTRY_FEEDS_STALE_AFTER_SECONDS`, 2 days by default);
+      discovery sends `registryUnreachable` too, for a crawl that could not reach its registry (once per episode,
+      which its next successful crawl ends).
     - **Rules.** Each rule of a subscription names one alert kind, a minimum severity (finding kinds), a
       threshold of consecutive failures (`scansFailing`, 3 by default) and the channels to notify. A
       subscription without any rule uses the default route: every alert to every channel.
@@ -373,12 +375,16 @@ components:
         id: { type: string, format: uuid }
         type: { $ref: '#/components/schemas/ChannelType' }
         name: { type: string }
-        url: { type: string }
+        url:
+          description: |
+            The receiver. For `slack` and `teams`, whose incoming-webhook URL is itself a credential (sealed at rest),
+            only its masked form: scheme, host, port, the first path segment when more follow, then `/****`.
+          type: string
         recipients:
           type: array
           items: { type: string }
         signed:
-          description: Whether deliveries carry an HMAC signature (a secret is set).
+          description: Whether deliveries carry an HMAC signature (a signing secret is set).
           type: boolean
         createdAt: { type: string, format: date-time }
     ChannelList:
@@ -532,7 +538,7 @@ components:
         channelType: { $ref: '#/components/schemas/ChannelType' }
         alertId: { type: string }
         url:
-          description: Where it goes; `mailto:` for e-mail.
+          description: Where it goes; `mailto:` for e-mail; the masked URL (see `Channel.url`) for Slack and Teams.
           type: string
         status: { $ref: '#/components/schemas/DeliveryStatus' }
         attempts: { type: integer }

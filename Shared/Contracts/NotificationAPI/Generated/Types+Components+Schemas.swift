@@ -141,11 +141,15 @@ extension Components {
             package var _type: Components.Schemas.ChannelType
             /// - Remark: Generated from `#/components/schemas/Channel/name`.
             package var name: Swift.String
+            /// The receiver. For `slack` and `teams`, whose incoming-webhook URL is itself a credential (sealed at rest),
+            /// only its masked form: scheme, host, port, the first path segment when more follow, then `/****`.
+            ///
+            ///
             /// - Remark: Generated from `#/components/schemas/Channel/url`.
             package var url: Swift.String?
             /// - Remark: Generated from `#/components/schemas/Channel/recipients`.
             package var recipients: [Swift.String]?
-            /// Whether deliveries carry an HMAC signature (a secret is set).
+            /// Whether deliveries carry an HMAC signature (a signing secret is set).
             ///
             /// - Remark: Generated from `#/components/schemas/Channel/signed`.
             package var signed: Swift.Bool
@@ -157,9 +161,9 @@ extension Components {
             ///   - id:
             ///   - _type:
             ///   - name:
-            ///   - url:
+            ///   - url: The receiver. For `slack` and `teams`, whose incoming-webhook URL is itself a credential (sealed at rest),
             ///   - recipients:
-            ///   - signed: Whether deliveries carry an HMAC signature (a secret is set).
+            ///   - signed: Whether deliveries carry an HMAC signature (a signing secret is set).
             ///   - createdAt:
             package init(
                 id: Swift.String,
@@ -655,7 +659,7 @@ extension Components {
             package var channelType: Components.Schemas.ChannelType
             /// - Remark: Generated from `#/components/schemas/Delivery/alertId`.
             package var alertId: Swift.String
-            /// Where it goes; `mailto:` for e-mail.
+            /// Where it goes; `mailto:` for e-mail; the masked URL (see `Channel.url`) for Slack and Teams.
             ///
             /// - Remark: Generated from `#/components/schemas/Delivery/url`.
             package var url: Swift.String
@@ -690,7 +694,7 @@ extension Components {
             ///   - channelId:
             ///   - channelType:
             ///   - alertId:
-            ///   - url: Where it goes; `mailto:` for e-mail.
+            ///   - url: Where it goes; `mailto:` for e-mail; the masked URL (see `Channel.url`) for Slack and Teams.
             ///   - status:
             ///   - attempts:
             ///   - lastStatusCode: The HTTP status of the last attempt, or the SMTP reply code for e-mail.

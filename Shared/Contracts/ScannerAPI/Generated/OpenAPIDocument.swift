@@ -16,6 +16,9 @@ paths:
     post:
       operationId: requestScan
       summary: Queue a scan of an image digest (idempotent by messageId; one queued scan per digest).
+      description: |
+        The subscription must belong to the tenant, as discovery states it: 404 when discovery knows no such
+        subscription, 409 when it is another tenant's, 503 when discovery cannot be asked (retry later).
       requestBody:
         required: true
         content:
@@ -27,6 +30,43 @@ paths:
           content:
             application/json:
               schema: { $ref: '#/components/schemas/ScanAccepted' }
+        '400': { $ref: '#/components/responses/Problem' }
+        '404': { $ref: '#/components/responses/Problem' }
+        '409': { $ref: '#/components/responses/Problem' }
+        '503': { $ref: '#/components/responses/Problem' }
+  /internal/v1/tenants/{tenantId}/scans:
+    get:
+      operationId: listScansForPeer
+      summary: Scan jobs (no re-evaluations) of some digests of one registry, oldest first, for a peer (ingestion's import status).
+      description: |
+        Only jobs still queued or running, or finished at or after `finishedSince`: the jobs that can answer a
+        scan request made at that instant (a request deduplicated into an earlier queued job included).
+        At most 1000 jobs, oldest queued first.
+      parameters:
+        - name: tenantId
+          in: path
+          required: true
+          schema: { type: string, format: uuid }
+        - name: registryId
+          in: query
+          required: true
+          schema: { type: string, format: uuid }
+        - name: digest
+          in: query
+          required: true
+          style: form
+          explode: true
+          schema: { type: array, minItems: 1, maxItems: 500, items: { type: string } }
+        - name: finishedSince
+          in: query
+          required: false
+          schema: { type: string, format: date-time }
+      responses:
+        '200':
+          description: Scan jobs, oldest queued first.
+          content:
+            application/json:
+              schema: { $ref: '#/components/schemas/ScanJobList' }
         '400': { $ref: '#/components/responses/Problem' }
   /internal/v1/images/deletions:
     post:

@@ -19,6 +19,10 @@ package import struct Foundation.Date
 package enum Operations {
     /// Queue a scan of an image digest (idempotent by messageId; one queued scan per digest).
     ///
+    /// The subscription must belong to the tenant, as discovery states it: 404 when discovery knows no such
+    /// subscription, 409 when it is another tenant's, 503 when discovery cannot be asked (retry later).
+    ///
+    ///
     /// - Remark: HTTP `POST /internal/v1/scans`.
     /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)`.
     package enum RequestScan {
@@ -110,6 +114,265 @@ package enum Operations {
             /// An RFC 9457 problem.
             ///
             /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            package var badRequest: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            package var notFound: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)/responses/409`.
+            ///
+            /// HTTP response code: `409 conflict`.
+            case conflict(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.conflict`.
+            ///
+            /// - Throws: An error if `self` is not `.conflict`.
+            /// - SeeAlso: `.conflict`.
+            package var conflict: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .conflict(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)/responses/503`.
+            ///
+            /// HTTP response code: `503 serviceUnavailable`.
+            case serviceUnavailable(Components.Responses.Problem)
+            /// The associated value of the enum case if `self` is `.serviceUnavailable`.
+            ///
+            /// - Throws: An error if `self` is not `.serviceUnavailable`.
+            /// - SeeAlso: `.serviceUnavailable`.
+            package var serviceUnavailable: Components.Responses.Problem {
+                get throws {
+                    switch self {
+                    case let .serviceUnavailable(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "serviceUnavailable",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen package enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case applicationProblemJson
+            case other(Swift.String)
+            package init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .applicationProblemJson
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            package var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .applicationProblemJson:
+                    return "application/problem+json"
+                }
+            }
+            package static var allCases: [Self] {
+                [
+                    .json,
+                    .applicationProblemJson
+                ]
+            }
+        }
+    }
+    /// Scan jobs (no re-evaluations) of some digests of one registry, oldest first, for a peer (ingestion's import status).
+    ///
+    /// Only jobs still queued or running, or finished at or after `finishedSince`: the jobs that can answer a
+    /// scan request made at that instant (a request deduplicated into an earlier queued job included).
+    /// At most 1000 jobs, oldest queued first.
+    ///
+    ///
+    /// - Remark: HTTP `GET /internal/v1/tenants/{tenantId}/scans`.
+    /// - Remark: Generated from `#/paths//internal/v1/tenants/{tenantId}/scans/get(listScansForPeer)`.
+    package enum ListScansForPeer {
+        package static let id: Swift.String = "listScansForPeer"
+        package struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/path`.
+            package struct Path: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/path/tenantId`.
+                package var tenantId: Swift.String
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - tenantId:
+                package init(tenantId: Swift.String) {
+                    self.tenantId = tenantId
+                }
+            }
+            package var path: Operations.ListScansForPeer.Input.Path
+            /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/query`.
+            package struct Query: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/query/registryId`.
+                package var registryId: Swift.String
+                /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/query/digest`.
+                package var digest: [Swift.String]
+                /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/query/finishedSince`.
+                package var finishedSince: Foundation.Date?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - registryId:
+                ///   - digest:
+                ///   - finishedSince:
+                package init(
+                    registryId: Swift.String,
+                    digest: [Swift.String],
+                    finishedSince: Foundation.Date? = nil
+                ) {
+                    self.registryId = registryId
+                    self.digest = digest
+                    self.finishedSince = finishedSince
+                }
+            }
+            package var query: Operations.ListScansForPeer.Input.Query
+            /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/header`.
+            package struct Headers: Sendable, Hashable {
+                package var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListScansForPeer.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                package init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.ListScansForPeer.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            package var headers: Operations.ListScansForPeer.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            package init(
+                path: Operations.ListScansForPeer.Input.Path,
+                query: Operations.ListScansForPeer.Input.Query,
+                headers: Operations.ListScansForPeer.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen package enum Output: Sendable, Hashable {
+            package struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/responses/200/content`.
+                @frozen package enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/internal/v1/tenants/{tenantId}/scans/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.ScanJobList)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    package var json: Components.Schemas.ScanJobList {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                package var body: Operations.ListScansForPeer.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                package init(body: Operations.ListScansForPeer.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Scan jobs, oldest queued first.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/tenants/{tenantId}/scans/get(listScansForPeer)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.ListScansForPeer.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            package var ok: Operations.ListScansForPeer.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// An RFC 9457 problem.
+            ///
+            /// - Remark: Generated from `#/paths//internal/v1/tenants/{tenantId}/scans/get(listScansForPeer)/responses/400`.
             ///
             /// HTTP response code: `400 badRequest`.
             case badRequest(Components.Responses.Problem)

@@ -19,9 +19,23 @@ package import struct Foundation.Date
 package protocol APIProtocol: Sendable {
     /// Queue a scan of an image digest (idempotent by messageId; one queued scan per digest).
     ///
+    /// The subscription must belong to the tenant, as discovery states it: 404 when discovery knows no such
+    /// subscription, 409 when it is another tenant's, 503 when discovery cannot be asked (retry later).
+    ///
+    ///
     /// - Remark: HTTP `POST /internal/v1/scans`.
     /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)`.
     func requestScan(_ input: Operations.RequestScan.Input) async throws -> Operations.RequestScan.Output
+    /// Scan jobs (no re-evaluations) of some digests of one registry, oldest first, for a peer (ingestion's import status).
+    ///
+    /// Only jobs still queued or running, or finished at or after `finishedSince`: the jobs that can answer a
+    /// scan request made at that instant (a request deduplicated into an earlier queued job included).
+    /// At most 1000 jobs, oldest queued first.
+    ///
+    ///
+    /// - Remark: HTTP `GET /internal/v1/tenants/{tenantId}/scans`.
+    /// - Remark: Generated from `#/paths//internal/v1/tenants/{tenantId}/scans/get(listScansForPeer)`.
+    func listScansForPeer(_ input: Operations.ListScansForPeer.Input) async throws -> Operations.ListScansForPeer.Output
     /// An image's manifest was deleted from its registry (idempotent by messageId).
     ///
     /// Queued scans of the image are cancelled, a running one completes without a report, re-evaluation
@@ -97,6 +111,10 @@ package protocol APIProtocol: Sendable {
 extension APIProtocol {
     /// Queue a scan of an image digest (idempotent by messageId; one queued scan per digest).
     ///
+    /// The subscription must belong to the tenant, as discovery states it: 404 when discovery knows no such
+    /// subscription, 409 when it is another tenant's, 503 when discovery cannot be asked (retry later).
+    ///
+    ///
     /// - Remark: HTTP `POST /internal/v1/scans`.
     /// - Remark: Generated from `#/paths//internal/v1/scans/post(requestScan)`.
     package func requestScan(
@@ -106,6 +124,26 @@ extension APIProtocol {
         try await requestScan(Operations.RequestScan.Input(
             headers: headers,
             body: body
+        ))
+    }
+    /// Scan jobs (no re-evaluations) of some digests of one registry, oldest first, for a peer (ingestion's import status).
+    ///
+    /// Only jobs still queued or running, or finished at or after `finishedSince`: the jobs that can answer a
+    /// scan request made at that instant (a request deduplicated into an earlier queued job included).
+    /// At most 1000 jobs, oldest queued first.
+    ///
+    ///
+    /// - Remark: HTTP `GET /internal/v1/tenants/{tenantId}/scans`.
+    /// - Remark: Generated from `#/paths//internal/v1/tenants/{tenantId}/scans/get(listScansForPeer)`.
+    package func listScansForPeer(
+        path: Operations.ListScansForPeer.Input.Path,
+        query: Operations.ListScansForPeer.Input.Query,
+        headers: Operations.ListScansForPeer.Input.Headers = .init()
+    ) async throws -> Operations.ListScansForPeer.Output {
+        try await listScansForPeer(Operations.ListScansForPeer.Input(
+            path: path,
+            query: query,
+            headers: headers
         ))
     }
     /// An image's manifest was deleted from its registry (idempotent by messageId).
