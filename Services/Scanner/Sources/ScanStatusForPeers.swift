@@ -22,32 +22,14 @@ extension ScannerAPIImpl {
         let logger = runtime.logger
         let items = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
             let rows = try await connection.query("""
-                SELECT id, repository, digest, tag, trigger, status, outcome, attempts, max_attempts, error, queued_at,
-                       started_at, finished_at, CASE WHEN status = 'queued' THEN next_attempt_at END, deadline_at, findings,
-                       kb_operation
+                SELECT \(unescaped: Self.scanJobColumns)
                 FROM scanner.scan_jobs
                 WHERE tenant_id = \(tenantID) AND registry_id = \(registryID) AND digest = ANY(\(digests)::text[])
                   AND trigger <> 'reevaluation'
                   AND (\(since)::timestamptz IS NULL OR finished_at IS NULL OR finished_at >= \(since))
                 ORDER BY queued_at, id LIMIT 1000
                 """, logger: logger)
-            var items: [Components.Schemas.ScanJob] = []
-            for try await row in rows.decode((UUID, String, String, String?, String, String, String?, Int, Int, String?, Date,
-                                              Date?, Date?, Date?, Date, Int?, Int64?).self) {
-                let (id, repository, digest, tag, trigger, status, outcome, attempts, maxAttempts, error, queued, started,
-                     finished, nextAttempt, deadline, findings, operation) = row
-                let duration: Int64? = if let started, let finished {
-                    Int64((finished.timeIntervalSince(started) * 1000).rounded())
-                } else { nil }
-                items.append(.init(
-                    jobId: id.uuidString.lowercased(), tenantId: tenantID.uuidString.lowercased(),
-                    registryId: registryID.uuidString.lowercased(), repository: repository, digest: digest, tag: tag,
-                    trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
-                    outcome: outcome.flatMap { .init(rawValue: $0) }, attempts: attempts, maxAttempts: maxAttempts,
-                    error: error, queuedAt: queued, startedAt: started, finishedAt: finished, nextAttemptAt: nextAttempt,
-                    deadlineAt: deadline, durationMs: duration, findings: findings, knowledgeBaseOperation: operation))
-            }
-            return items
+            return try await Self.scanJobs(from: rows)
         }
         return .ok(.init(body: .json(.init(items: items))))
     }

@@ -275,29 +275,40 @@ struct ScannerAPIImpl: ScannerAPI.APIProtocol {
         let logger = runtime.logger
         let items = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
             let rows = try await connection.query("""
-                SELECT id, tenant_id, registry_id, repository, digest, tag, trigger, status, outcome, attempts, max_attempts,
-                       error, queued_at, started_at, finished_at,
-                       CASE WHEN status = 'queued' THEN next_attempt_at END, deadline_at, findings, kb_operation
+                SELECT \(unescaped: Self.scanJobColumns)
                 FROM scanner.scan_jobs WHERE tenant_id = \(tenantID) AND (\(digest)::text IS NULL OR digest = \(digest))
                 ORDER BY queued_at DESC, id LIMIT \(limit)
                 """, logger: logger)
-            var items: [Components.Schemas.ScanJob] = []
-            for try await row in rows.decode((UUID, UUID, UUID, String, String, String?, String, String, String?, Int, Int,
-                                              String?, Date, Date?, Date?, Date?, Date, Int?, Int64?).self) {
-                let (id, tenant, registry, repository, digest, tag, trigger, status, outcome, attempts, maxAttempts,
-                     error, queued, started, finished, nextAttempt, deadline, findings, operation) = row
-                let duration = zip(started, finished).map { Int64(($0.1.timeIntervalSince($0.0) * 1000).rounded()) }
-                items.append(.init(
-                    jobId: id.uuidString.lowercased(), tenantId: tenant.uuidString.lowercased(),
-                    registryId: registry.uuidString.lowercased(), repository: repository, digest: digest, tag: tag,
-                    trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
-                    outcome: outcome.flatMap { .init(rawValue: $0) }, attempts: attempts, maxAttempts: maxAttempts,
-                    error: error, queuedAt: queued, startedAt: started, finishedAt: finished, nextAttemptAt: nextAttempt,
-                    deadlineAt: deadline, durationMs: duration, findings: findings, knowledgeBaseOperation: operation))
-            }
-            return items
+            return try await Self.scanJobs(from: rows)
         }
         return .ok(.init(body: .json(.init(items: items))))
+    }
+
+    /// The columns `scanJobs(from:)` decodes, in its order (a queued job's next attempt; null otherwise).
+    static let scanJobColumns = """
+        id, tenant_id, registry_id, repository, digest, tag, trigger, status, outcome, attempts, max_attempts,
+        error, queued_at, started_at, finished_at,
+        CASE WHEN status = 'queued' THEN next_attempt_at END, deadline_at, findings, kb_operation
+        """
+
+    /// Scan jobs as the API shows them, from rows selecting `scanJobColumns`; the duration is in milliseconds,
+    /// from start to finish.
+    static func scanJobs(from rows: PostgresRowSequence) async throws -> [Components.Schemas.ScanJob] {
+        var items: [Components.Schemas.ScanJob] = []
+        for try await row in rows.decode((UUID, UUID, UUID, String, String, String?, String, String, String?, Int, Int,
+                                          String?, Date, Date?, Date?, Date?, Date, Int?, Int64?).self) {
+            let (id, tenant, registry, repository, digest, tag, trigger, status, outcome, attempts, maxAttempts,
+                 error, queued, started, finished, nextAttempt, deadline, findings, operation) = row
+            let duration = zip(started, finished).map { Int64(($0.1.timeIntervalSince($0.0) * 1000).rounded()) }
+            items.append(.init(
+                jobId: id.uuidString.lowercased(), tenantId: tenant.uuidString.lowercased(),
+                registryId: registry.uuidString.lowercased(), repository: repository, digest: digest, tag: tag,
+                trigger: .init(rawValue: trigger) ?? .manual, status: .init(rawValue: status) ?? .queued,
+                outcome: outcome.flatMap { .init(rawValue: $0) }, attempts: attempts, maxAttempts: maxAttempts,
+                error: error, queuedAt: queued, startedAt: started, finishedAt: finished, nextAttemptAt: nextAttempt,
+                deadlineAt: deadline, durationMs: duration, findings: findings, knowledgeBaseOperation: operation))
+        }
+        return items
     }
 
     func listReevaluations(_ input: Operations.ListReevaluations.Input) async throws -> Operations.ListReevaluations.Output {
