@@ -79,8 +79,6 @@ var targets: [Target] = [
         path: "Services/CLI", swiftSettings: gantrySwiftSettings),
     .executableTarget(name: "gantry-bench", dependencies: ["GantryModel", "ImageAnalysis"],
                       path: "Benchmarks/GantryBench", swiftSettings: gantrySwiftSettings),
-    .executableTarget(name: "gantry-intake-bench", dependencies: [asyncHTTPClient, nioCore, nioHTTP1],
-                      path: "Benchmarks/IntakeBench", swiftSettings: gantrySwiftSettings),
     .executableTarget(name: "gantry-kb-bench", dependencies: ["GantryModel", "VulnerabilityDB"],
                       path: "Benchmarks/KnowledgeBaseBench", swiftSettings: gantrySwiftSettings),
     .testTarget(name: "GantryModelTests", dependencies: ["GantryModel"], swiftSettings: gantrySwiftSettings),
@@ -161,8 +159,7 @@ let package = Package(
     products: services.map { .executable(name: $0.executable, targets: [$0.executable]) }
         + [.executable(name: "gantry", targets: ["gantry"]),
            .executable(name: "gantry-bench", targets: ["gantry-bench"]),
-           .executable(name: "gantry-kb-bench", targets: ["gantry-kb-bench"]),
-           .executable(name: "gantry-intake-bench", targets: ["gantry-intake-bench"])],
+           .executable(name: "gantry-kb-bench", targets: ["gantry-kb-bench"])],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),

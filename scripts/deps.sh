@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PACKAGES=(
     libpq-dev libcurl4-openssl-dev libssl-dev libarchive-dev librpm-dev rpm libsqlite3-dev pkg-config
     postgresql docker-registry skopeo docker-compose apache2-utils curl ca-certificates python3
-    python3-rpm nodejs node-semver libdpkg-perl
+    python3-rpm nodejs node-semver libdpkg-perl wrk
 )
 
 missing=()

@@ -82,7 +82,9 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    static func describe(_ error: any Error) -> String {
+    /// What a decoding error says about the request body, for a 400's `detail`: the kind of fault and the
+    /// field's path (`.events[0].target`), never the body itself. Other errors as they describe themselves.
+    public static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.dataCorrupted(let context):
             return "malformed JSON at \(path(context.codingPath)): \(context.debugDescription)"

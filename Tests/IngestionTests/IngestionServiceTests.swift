@@ -294,9 +294,16 @@ struct IngestionServiceTests {
             let plain = try await h.post(events: [h.event(id: "c3", digest: IngestionHarness.digest("c3"))],
                                          contentType: "text/plain")
             let detail = try expectProblem(plain, status: 415)
-            #expect(detail.contains("text/plain"))
-            #expect(detail.components(separatedBy: "Unexpected content type").count == 2, "said once: \(detail)")
-            #expect(try await h.written() == [2, 2])
+            #expect(detail.components(separatedBy: "text/plain").count == 2, "said once: \(detail)")
+            #expect(detail.contains("application/vnd.docker.distribution.events.v2+json"), "names what is accepted: \(detail)")
+            // Parameters and case do not matter; no Content-Type at all is refused like a wrong one.
+            let upper = try await h.post(events: [h.event(id: "c4", digest: IngestionHarness.digest("c4"))],
+                                         contentType: "Application/VND.Docker.Distribution.Events.V1+JSON ; charset=utf-8")
+            #expect(try h.receipt(upper) == [1, 1, 0, 0])
+            let missing = try await h.post(events: [h.event(id: "c5", digest: IngestionHarness.digest("c5"))], contentType: nil)
+            #expect(try expectProblem(missing, status: 415).contains("Content-Type missing"))
+            try await h.processed()
+            #expect(try await h.written() == [3, 3])
         }
     }
 

@@ -88,15 +88,17 @@ struct IngestionHarness: Sendable {
     static let notificationMediaType = "application/vnd.docker.distribution.events.v1+json"
 
     /// `POST /v1/events/<kind>` (distribution, acr, harbor) with raw bytes and an optional `Authorization` header.
-    func post(_ body: Data, contentType: String = IngestionHarness.notificationMediaType, kind: String = "distribution",
+    /// - Parameter contentType: nil sends no Content-Type.
+    func post(_ body: Data, contentType: String? = IngestionHarness.notificationMediaType, kind: String = "distribution",
               authorization: String? = nil) async throws -> TestHTTP.Reply {
-        var headers = ["Content-Type": contentType]
+        var headers: [String: String] = [:]
+        if let contentType { headers["Content-Type"] = contentType }
         if let authorization { headers["Authorization"] = authorization }
         return try await TestHTTP.send(.POST, "\(ingestion)/v1/events/\(kind)", body: body, headers: headers)
     }
 
     /// `POST /v1/events/distribution` with an envelope of `events`.
-    func post(events: [[String: Any]], contentType: String = IngestionHarness.notificationMediaType,
+    func post(events: [[String: Any]], contentType: String? = IngestionHarness.notificationMediaType,
               authorization: String? = nil) async throws -> TestHTTP.Reply {
         try await post(try JSONSerialization.data(withJSONObject: ["events": events]), contentType: contentType,
                        authorization: authorization)

@@ -17,32 +17,20 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
 
     // MARK: Webhooks
 
+    // Served by `WebhookRoutes` (registered on the router directly, for speed); the generated server does not
+    // register these three operations (`WithoutWebhookRoutes`), so these are never called.
+
     func receiveDistributionEvents(_ input: Operations.ReceiveDistributionEvents.Input)
         async throws -> Operations.ReceiveDistributionEvents.Output {
-        let envelope: Components.Schemas.Envelope
-        switch input.body {
-        case .applicationVnd_docker_distribution_events_v1Json(let body): envelope = body
-        case .applicationVnd_docker_distribution_events_v2Json(let body): envelope = body
-        case .json(let body): envelope = body
-        }
-        let receipt = try await intake.receive(try DistributionEvents.validate(envelope))
-        return .accepted(.init(body: .json(receipt)))
+        throw ProblemError.internal("receiveDistributionEvents is served by WebhookRoutes")
     }
 
     func receiveACREvent(_ input: Operations.ReceiveACREvent.Input) async throws -> Operations.ReceiveACREvent.Output {
-        guard case .json(let event) = input.body else { throw ProblemError.badRequest("expected a JSON body") }
-        let receipt = try await intake.receive(try DistributionEvents.validateACR(event))
-        return .accepted(.init(body: .json(receipt)))
+        throw ProblemError.internal("receiveACREvent is served by WebhookRoutes")
     }
 
     func receiveHarborEvent(_ input: Operations.ReceiveHarborEvent.Input) async throws -> Operations.ReceiveHarborEvent.Output {
-        let webhook: Components.Schemas.HarborWebhook
-        switch input.body {
-        case .json(let body): webhook = body
-        case .applicationCloudeventsJson(let body): webhook = body
-        }
-        let receipt = try await intake.receive(try HarborEvents.validate(webhook))
-        return .accepted(.init(body: .json(receipt)))
+        throw ProblemError.internal("receiveHarborEvent is served by WebhookRoutes")
     }
 
     // MARK: Events and images

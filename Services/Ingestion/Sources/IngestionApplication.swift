@@ -54,18 +54,8 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
                                        subscriptionOwnership: SubscriptionOwnership(runtime: runtime),
                                        services: [processor, rescans, PinnedHTTPClientsService(clients: registryHTTP)] + importRunners,
                                        onServerRunning: onServerRunning) { router in
-        router.add(middleware: WebhookAuthorizationMiddleware())
-        try api.registerHandlers(on: router)
-    }
-}
-
-/// Binds each request's `Authorization` header to `WebhookRequest.authorization` for the handlers.
-struct WebhookAuthorizationMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context,
-                next: (Request, Context) async throws -> Response) async throws -> Response {
-        try await WebhookRequest.$authorization.withValue(request.headers[.authorization]) {
-            try await next(request, context)
-        }
+        try api.registerHandlers(on: WithoutWebhookRoutes(router: router))
+        WebhookRoutes(intake: intake).register(on: router)
     }
 }
 
