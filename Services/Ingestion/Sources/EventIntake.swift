@@ -117,33 +117,24 @@ actor EventWriter {
     /// One INSERT for the whole batch; returns, per request, how many of its events were new.
     private static func insert(_ batch: [(events: [IncomingEvent], registryID: UUID, tenantID: UUID)],
                                database: PostgresClient, logger: Logger) async throws -> [Int] {
-        var registries: [UUID] = [], tenants: [UUID] = [], ids: [String] = [], sources: [String] = [], actions: [String] = []
-        var mediaTypes: [String] = [], repositories: [String] = [], digests: [String] = [], tags: [String] = []
-        var times: [String] = []
+        var statement = RecordEvents()
         for waiting in batch {
             for event in waiting.events {
-                registries.append(waiting.registryID)
-                tenants.append(waiting.tenantID)
-                ids.append(event.id)
-                sources.append(event.source.rawValue)
-                actions.append(event.action)
-                mediaTypes.append(event.mediaType ?? "")
-                repositories.append(event.repository)
-                digests.append(event.digest?.description ?? "")
-                tags.append(event.tag ?? "")
-                times.append(event.occurredAt.map(EventIntake.timestamp) ?? "")
+                statement.registries.append(waiting.registryID)
+                statement.tenants.append(waiting.tenantID)
+                statement.ids.append(event.id)
+                statement.sources.append(event.source.rawValue)
+                statement.actions.append(event.action)
+                statement.mediaTypes.append(event.mediaType ?? "")
+                statement.repositories.append(event.repository)
+                statement.digests.append(event.digest?.description ?? "")
+                statement.tags.append(event.tag ?? "")
+                statement.times.append(event.occurredAt.map(EventIntake.timestamp) ?? "")
             }
         }
-        // One statement, one round trip: `ingestion.record_events` (migration 0006) runs with system access,
-        // since it carries the requests of many registries, hence tenants; each row's tenant is its registry's,
-        // as discovery states it, never taken from the webhook.
-        let rows = try await database.query("""
-            SELECT recorded_registry, recorded_event FROM ingestion.record_events(
-              \(registries)::uuid[], \(tenants)::uuid[], \(ids)::text[], \(sources)::text[], \(actions)::text[],
-              \(mediaTypes)::text[], \(repositories)::text[], \(digests)::text[], \(tags)::text[], \(times)::text[])
-            """, logger: logger)
+        let rows = try await database.execute(statement, logger: logger)
         var inserted = Set<String>()
-        for try await (registry, id) in rows.decode((UUID, String).self) { inserted.insert("\(registry)\u{0}\(id)") }
+        for try await (registry, id) in rows { inserted.insert("\(registry)\u{0}\(id)") }
         // The first occurrence of an inserted key in batch order is the one that was recorded.
         return batch.map { waiting in
             var recorded = 0
@@ -151,4 +142,31 @@ actor EventWriter {
             return recorded
         }
     }
+}
+
+/// `ingestion.record_events` (migration 0006) as a prepared statement: one call per group commit, so parsing
+/// and planning it once per connection rather than once per call saves the database a share of each batch.
+/// It runs with system access, since it carries the requests of many registries, hence tenants; each row's
+/// tenant is its registry's, as discovery states it, never taken from the webhook. Empty strings stand for
+/// absent media type, digest, tag and time. Rows: the (registry, event ID) pairs that were new.
+struct RecordEvents: PostgresPreparedStatement {
+    static let sql = """
+        SELECT recorded_registry, recorded_event FROM ingestion.record_events(
+          $1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+        """
+    typealias Row = (UUID, String)
+
+    var registries: [UUID] = [], tenants: [UUID] = [], ids: [String] = [], sources: [String] = [], actions: [String] = []
+    var mediaTypes: [String] = [], repositories: [String] = [], digests: [String] = [], tags: [String] = []
+    var times: [String] = []
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 10)
+        bindings.append(registries)
+        bindings.append(tenants)
+        for texts in [ids, sources, actions, mediaTypes, repositories, digests, tags, times] { bindings.append(texts) }
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

@@ -60,6 +60,7 @@ struct EventProcessor: Service {
         // System access here and below: the queue of events spans every tenant and is processed in arrival order
         // in one transaction; each row written takes its tenant from its registry (discovery's facts).
         let peeked = try await runtime.database.withSystemAccess(logger: logger) { connection in
+            try await Self.walkPendingInOrder(connection, logger: logger)
             let rows = try await connection.query("""
                 SELECT DISTINCT registry_id FROM (
                   SELECT registry_id FROM ingestion.events WHERE processed_at IS NULL ORDER BY seq LIMIT \(batchSize)) p
@@ -83,6 +84,7 @@ struct EventProcessor: Service {
             let locked = try await connection.query(
                 "SELECT pg_try_advisory_xact_lock(hashtext('gantry.ingestion.events'))", logger: logger)
             for try await gotLock in locked.decode(Bool.self) where !gotLock { return 0 }
+            try await Self.walkPendingInOrder(connection, logger: logger)
             let rows = try await connection.query("""
                 SELECT seq, registry_id, event_id, source, action, media_type, repository, digest, tag, occurred_at, received_at
                 FROM ingestion.events WHERE processed_at IS NULL ORDER BY seq LIMIT \(batchSize)
@@ -135,6 +137,15 @@ struct EventProcessor: Service {
             }
             return outcomes.count
         }
+    }
+
+    /// Makes this transaction read pending events by walking `events_pending` in `seq` order. The planner
+    /// otherwise prefers a bitmap scan and a sort, which visits the heap for every index entry of an event
+    /// processed since the last vacuum (80,000 dead entries for 300 pending events under load: 8–17 ms per
+    /// query, twice a batch). An ordered index scan marks those entries dead the first time (`kill_prior_tuple`)
+    /// and skips them after: about 1 ms.
+    private static func walkPendingInOrder(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("SET LOCAL enable_bitmapscan = off", logger: logger)
     }
 
     /// An image as events name it.
