@@ -18,7 +18,20 @@ public struct RequestTrace: Sendable {
 
     /// A new trace with random IDs.
     public static func fresh() -> RequestTrace {
-        RequestTrace(requestID: UUID().uuidString.lowercased(), traceparent: "00-\(randomHex(16))-\(randomHex(8))-01")
+        RequestTrace(requestID: randomUUID().uuidString.lowercased(), traceparent: "00-\(randomHex(16))-\(randomHex(8))-01")
+    }
+
+    /// A random (version 4) UUID (RFC 9562, section 5.4) from the system generator. Foundation's `UUID()` opens,
+    /// reads and closes /dev/urandom on every call on Linux: three system calls for every request.
+    static func randomUUID() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = (raw[6] & 0x0F) | 0x40  // version 4
+            raw[8] = (raw[8] & 0x3F) | 0x80  // variant 10
+            return UUID(uuid: (raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
+                               raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]))
+        }
     }
 
     /// A child span of this trace: same trace ID, new parent ID.

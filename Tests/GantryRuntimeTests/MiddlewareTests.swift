@@ -51,6 +51,20 @@ import Testing
         try JSONDecoder().decode(Problem.self, from: Data(response.body.readableBytesView))
     }
 
+    @Test("fresh request IDs are random version 4 UUIDs (RFC 9562, section 5.4), lowercase, never repeated")
+    func freshRequestIDs() {
+        var seen = Set<String>()
+        for _ in 0..<10_000 {
+            let id = RequestTrace.fresh().requestID
+            let uuid = UUID(uuidString: id)
+            #expect(uuid != nil && id == id.lowercased(), "\(id)")
+            let bytes = uuid.map { withUnsafeBytes(of: $0.uuid) { Array($0) } } ?? []
+            #expect(bytes.count == 16 && bytes[6] >> 4 == 4 && bytes[8] >> 6 == 0b10, "\(id)")
+            seen.insert(id)
+        }
+        #expect(seen.count == 10_000)
+    }
+
     @Test func problemErrorBecomesProblemJSON() async throws {
         try await Self.application().test(.router) { client in
             let response = try await client.execute(uri: "/missing", method: .get)

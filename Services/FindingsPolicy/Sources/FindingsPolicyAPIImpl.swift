@@ -124,7 +124,7 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
     /// A tag per the OCI distribution spec ("Pulling manifests": `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
     /// - Throws: `ProblemError` 400.
     static func tag(_ value: String) throws -> String {
-        guard value.range(of: #"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"#, options: .regularExpression) != nil else {
+        guard Validate.isTag(value) else {
             throw ProblemError.badRequest("tag '\(value.prefix(130))' is not a valid tag")
         }
         return value

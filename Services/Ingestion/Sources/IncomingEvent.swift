@@ -1,4 +1,5 @@
 import Foundation
+import GantryRuntime
 import GantryModel
 
 /// One registry event as ingestion records it, whatever webhook format it arrived in.
@@ -57,10 +58,5 @@ enum WebhookFields {
     }
 
     /// A tag per the OCI distribution spec (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
-    static func isValidTag(_ text: String) -> Bool {
-        tagPattern?.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
-    }
-
-    /// Compiled once (NSRegularExpression is immutable and safe to share between threads).
-    private static let tagPattern = try? NSRegularExpression(pattern: #"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"#)
+    static func isValidTag(_ text: String) -> Bool { Validate.isTag(text) }
 }
