@@ -175,7 +175,16 @@ struct ImportListCommand: AsyncParsableCommand {
             return
         }
         print(ImportReport.table(items))
-        if let token { print("more: gantry import list --registry \(target.registry) --page-token \(token)") }
+        if let token { print("more: \(nextPageCommand(token: token))") }
+    }
+
+    /// This command again, for the page after `token`: the same registry, tenant (when given), status and limit.
+    func nextPageCommand(token: String) -> String {
+        var words = ["gantry", "import", "list", "--registry", target.registry]
+        if let tenant = target.tenant { words += ["--tenant", tenant] }
+        if let status { words += ["--status", status] }
+        if limit != 20 { words += ["--limit", String(limit)] }
+        return (words + ["--page-token", token]).joined(separator: " ")
     }
 }
 

@@ -29,6 +29,17 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidReference(String)
     /// The connection failed (refused, reset, timed out) after any retries.
     case transport(url: String, message: String)
+    /// An `https` URL whose server answered the TLS handshake with something else, typically a registry served
+    /// over plain HTTP. Not worth retrying: the scheme is wrong.
+    case notTLS(url: String)
+
+    /// The error for a request to `url` that failed in transport: `notTLS` when the server does not speak TLS
+    /// (BoringSSL's WRONG_VERSION_NUMBER: the first bytes back were not a TLS record), else `transport`.
+    static func transport(url: String, error: any Error, suffix: String = "") -> RegistryError {
+        let message = String(describing: error)
+        if url.lowercased().hasPrefix("https:"), message.contains("WRONG_VERSION_NUMBER") { return .notTLS(url: url) }
+        return .transport(url: url, message: message + suffix)
+    }
 
     public var description: String {
         switch self {
@@ -57,6 +68,10 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
             "invalid reference: \(message)"
         case .transport(let url, let message):
             "could not reach \(url): \(message)"
+        case .notTLS(let url):
+            "the server of \(url) does not speak TLS (it answered the TLS handshake in plain text, as a registry served "
+                + "over plain HTTP does); reach a registry without TLS over http:// (for an import: insecure, "
+                + "gantry import --insecure)"
         }
     }
 }

@@ -164,6 +164,17 @@ struct ImportStatusTests {
             // Filters: the table's own states in SQL; scan states after asking the scanner (not running here).
             let failed = try await Self.list(h, registryID: h.registryID, query: "status=failed")
             #expect(Set(failed.items.compactMap { $0["importId"] as? String }) == Set([ids[2], ids[6]].map { $0.uuidString.lowercased() }))
+            // The CLI's "more:" line repeats the registry, tenant, status and limit, and running it gives the next page.
+            let cli = ["import", "list", "--registry", h.registryID, "--tenant", h.tenantID, "--status", "failed", "--limit", "1"]
+            let (firstStatus, firstPage) = try await Self.gantry(cli, env: h.env)
+            #expect(firstStatus == 0, "\(firstPage)")
+            let more = try #require(firstPage.split(separator: "\n").last(where: { $0.hasPrefix("more: ") }), "\(firstPage)")
+            #expect(more.hasPrefix("more: gantry " + cli.joined(separator: " ") + " --page-token "), "\(more)")
+            let (nextStatus, nextPage) = try await Self.gantry(more.dropFirst("more: gantry ".count).split(separator: " ").map(String.init),
+                                                               env: h.env)
+            #expect(nextStatus == 0 && !nextPage.contains("more: "), "\(nextPage)")
+            let shown = [firstPage, nextPage].map { page in failed.items.compactMap { $0["importId"] as? String }.filter { page.contains($0) } }
+            #expect(shown.map(\.count) == [1, 1] && Set(shown.joined()).count == 2, "\(firstPage)\n\(nextPage)")
             let done = try await Self.list(h, registryID: h.registryID, query: "status=done")
             #expect(done.items.compactMap { $0["importId"] as? String } == [ids[3].uuidString.lowercased()])
             let requested = try await Self.list(h, registryID: h.registryID, query: "status=scanRequested&limit=1")

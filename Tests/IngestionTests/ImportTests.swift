@@ -152,7 +152,7 @@ struct ImportTests {
         }
     }
 
-    @Test("bad input: unknown registry 404, malformed reference 400, refused host 422, nothing stored; a missing source fails the job with its reason")
+    @Test("bad input: unknown registry 404, malformed reference 400, refused host 422, nothing stored; a missing source, or https to a registry without TLS, fails the job with its reason")
     func badInput() async throws {
         try await IngestionHarness.run { h in
             let base = "\(h.ingestion)/v1/tenants/\(h.tenantID)/registries"
@@ -184,6 +184,16 @@ struct ImportTests {
             #expect(job["status"] as? String == "failed")
             #expect((job["reason"] as? String ?? "").contains("not found"), "\(job)")
             #expect(job["attempts"] as? Int == 1)
+            // Without `insecure` the source is reached over https; a registry serving plain HTTP fails at once,
+            // saying what to do, rather than retrying a TLS error.
+            let overTLS = try await Self.start(h, registryID: registryID,
+                                               ["source": "127.0.0.1:5000/gantry-import-tests/absent:\(UUID().uuidString.prefix(8).lowercased())"])
+            let refused = try await Self.finished(h, registryID: registryID, overTLS)
+            #expect(refused["status"] as? String == "failed")
+            let reason = refused["reason"] as? String ?? ""
+            #expect(reason.contains("does not speak TLS") && reason.contains("--insecure") && reason.contains("https://127.0.0.1:5000/"),
+                    "\(refused)")
+            #expect(refused["attempts"] as? Int == 1)
             #expect(try await h.outbox().filter { $0.path == "/internal/v1/scans" }.isEmpty)
             try expectProblem(try await TestHTTP.send(.GET, "\(base)/\(registryID)/imports/\(UUID().uuidString)"), status: 404)
             try expectProblem(try await TestHTTP.send(.GET, "\(base)/\(h.registryID)/imports/\(id)"), status: 404)

@@ -14,12 +14,13 @@ import RegistryClient
 /// A successful crawl ends the episode; the next failure starts a new one (and a new alert).
 enum UnreachableRegistry {
     /// Whether a crawl's error means the registry could not be reached, as the scanner judges it
-    /// (`ImageScanner.classify`): a transport failure, or 5xx after the client's retries. Refusals, 4xx and
+    /// (`ImageScanner.classify`): a transport failure (a server without TLS behind an https URL included), or 5xx
+    /// after the client's retries. Refusals, 4xx and
     /// malformed answers mean the registry answered.
     static func isUnreachable(_ error: any Error) -> Bool {
         if let error = error as? PostgresTransactionError, let inner = error.closureError { return isUnreachable(inner) }
         switch error as? RegistryError {
-        case .transport?: return true
+        case .transport?, .notTLS?: return true
         case .http(let status, _, _)? where status >= 500: return true
         default: return false
         }

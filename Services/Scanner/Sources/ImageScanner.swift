@@ -131,7 +131,7 @@ struct ImageScanner: Sendable {
             .unreachable("\(error)")
         case .http(429, _, _):
             .transient("\(error)")
-        case .transport:
+        case .transport, .notTLS:
             .unreachable("\(error)")
         default:
             .permanent("\(error)")

@@ -325,7 +325,8 @@ struct ImportRunner: Service {
         }
     }
 
-    /// Connection failures and busy or failing registries (429, 5xx) may pass; the rest will not.
+    /// Connection failures and busy or failing registries (429, 5xx) may pass; the rest will not (a source without
+    /// TLS behind an https URL among them: `RegistryError.notTLS` says to use --insecure).
     static func isTransient(_ error: any Error) -> Bool {
         switch error {
         case RegistryError.transport: true
