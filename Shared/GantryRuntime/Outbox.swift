@@ -92,7 +92,10 @@ public struct OutboxRelay: Service {
     }
 
     public func run() async throws {
-        await PollingLoop.run(name: "outbox relay", readiness: readiness, interval: pollInterval, logger: logger) {
+        // At most 16 posts of 15 s each and a few statements: a pass beyond 5 minutes is stuck (a statement caught
+        // by a database restart); its claimed rows come due again when their one-minute lease runs out.
+        await PollingLoop.run(name: "outbox relay", readiness: readiness, interval: pollInterval, passLimit: .seconds(300),
+                              logger: logger) {
             try await deliverDue() > 0
         }
     }

@@ -13,12 +13,7 @@ import NIOHTTP1
 /// an unknown subscription for `negativeTTL` (3 s), since it may be created any moment. The cache holds at most
 /// `capacity` entries (expired ones are dropped first, then all). Concurrent misses for one ID share one lookup.
 /// When discovery cannot be reached, or answers anything but 200 or 404, the check fails closed with 503.
-public actor SubscriptionOwnership {
-    private struct Entry {
-        var owner: UUID?
-        var expires: ContinuousClock.Instant
-    }
-
+public final class SubscriptionOwnership: Sendable {
     /// The part of discovery's `SubscriptionOwner` schema the check needs.
     private struct OwnerDocument: Decodable {
         var subscriptionId: String
@@ -29,12 +24,9 @@ public actor SubscriptionOwnership {
     private let tokens: ServiceTokens
     private let httpClient: HTTPClient
     private let logger: Logger
-    private let positiveTTL: Duration
-    private let negativeTTL: Duration
-    private let capacity: Int
     private let timeout: Duration
-    private var entries: [UUID: Entry] = [:]
-    private var pending: [UUID: Task<UUID?, any Error>] = [:]
+    /// Owners by subscription; nil for "no such subscription".
+    private let owners: ExpiringCache<UUID, UUID?>
 
     /// - Parameters:
     ///   - discoveryURL: discovery's base URL (`GANTRY_DISCOVERY_URL`).
@@ -48,14 +40,12 @@ public actor SubscriptionOwnership {
         self.tokens = tokens
         self.httpClient = httpClient
         self.logger = logger
-        self.positiveTTL = positiveTTL
-        self.negativeTTL = negativeTTL
-        self.capacity = max(1, capacity)
         self.timeout = timeout
+        owners = ExpiringCache(capacity: capacity) { $0 == nil ? negativeTTL : positiveTTL }
     }
 
     /// The check for a service: discovery at `configuration.url(of: .discovery)`, called with the runtime's tokens.
-    public init(runtime: ServiceRuntime) {
+    public convenience init(runtime: ServiceRuntime) {
         self.init(discoveryURL: runtime.configuration.url(of: .discovery), tokens: runtime.tokens,
                   httpClient: runtime.httpClient, logger: runtime.logger)
     }
@@ -63,18 +53,10 @@ public actor SubscriptionOwnership {
     /// The tenant owning `subscriptionID`; nil when discovery knows no such subscription.
     /// - Throws: `ProblemError` 503 when discovery cannot be reached or answers unexpectedly (fail closed).
     public func owner(of subscriptionID: UUID) async throws -> UUID? {
-        let now = ContinuousClock.now
-        if let entry = entries[subscriptionID], entry.expires > now { return entry.owner }
-        if let running = pending[subscriptionID] { return try await running.value }
-        let task = Task { [discoveryURL, tokens, httpClient, logger, timeout] in
+        try await owners.value(for: subscriptionID) { [discoveryURL, tokens, httpClient, logger, timeout] in
             try await Self.lookup(subscriptionID, discoveryURL: discoveryURL, tokens: tokens, httpClient: httpClient,
                                   logger: logger, timeout: timeout)
         }
-        pending[subscriptionID] = task
-        defer { pending[subscriptionID] = nil }
-        let owner = try await task.value
-        store(subscriptionID, owner: owner)
-        return owner
     }
 
     /// Checks that `subscriptionID` belongs to `tenantID`.
@@ -92,15 +74,6 @@ public actor SubscriptionOwnership {
         let tenantID = try Validate.uuid(tenant, field: "tenantId")
         let subscriptionID = try Validate.uuid(subscription, field: "subscriptionId")
         try await check(tenantID: tenantID, subscriptionID: subscriptionID)
-    }
-
-    private func store(_ subscriptionID: UUID, owner: UUID?) {
-        let now = ContinuousClock.now
-        if entries.count >= capacity, entries[subscriptionID] == nil {
-            entries = entries.filter { $0.value.expires > now }
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-        }
-        entries[subscriptionID] = Entry(owner: owner, expires: now + (owner == nil ? negativeTTL : positiveTTL))
     }
 
     private static func lookup(_ subscriptionID: UUID, discoveryURL: URL, tokens: ServiceTokens, httpClient: HTTPClient,

@@ -10,7 +10,9 @@ struct RuleExpiryWorker: Service {
     let interval: Duration
 
     func run() async throws {
-        await PollingLoop.run(name: "rule expiry", readiness: readiness, interval: interval, logger: engine.logger) {
+        // Database work only: bounded, so a statement caught by a database restart cannot stop the loop.
+        await PollingLoop.run(name: "rule expiry", readiness: readiness, interval: interval, passLimit: .seconds(300),
+                              logger: engine.logger) {
             let expired = try await engine.expireDueRules()
             let evaluated = try await engine.evaluateStoredImages()
             return expired + evaluated > 0

@@ -26,13 +26,13 @@ struct EventProcessor: Service {
 
     func run() async throws {
         let batchSize = self.batchSize
+        // Bounded: a transaction caught by a database restart may never answer (see `bounded`).
         await PollingLoop.run(name: "event processor", readiness: runtime.readiness, interval: pollInterval,
-                              logger: runtime.logger) {
-            // Bounded: a transaction caught by a database restart may never answer (see `bounded`).
+                              passLimit: .seconds(15), logger: runtime.logger) {
             // Only a full batch goes again at once: after a partial one the processor waits `pollInterval`, so
             // under steady load events are taken hundreds at a time, not a few per batch, and each batch's fixed
             // cost (queries, transaction, image and tag upserts) is shared; events wait at most that interval.
-            try await bounded("an event-processing batch", .seconds(15)) { try await processBatch() } >= batchSize
+            try await processBatch() >= batchSize
         }
     }
 

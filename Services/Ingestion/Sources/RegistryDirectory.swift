@@ -14,84 +14,52 @@ struct WebhookRegistration: Sendable {
 
 /// Registry facts by login-server host (webhooks) and by ID (processing, rescans), cached for `ttl` so
 /// that a burst of events costs one discovery call per registry rather than one per request; unknown
-/// hosts are remembered for `negativeTTL`. Concurrent misses for one key share one lookup.
+/// hosts are remembered for `negativeTTL`. Concurrent misses for one key share one lookup. At most
+/// `capacity` hosts and IDs each are kept: unauthenticated requests naming random hosts cannot grow it.
 ///
 /// Staleness is bounded by the TTL: a plan switched off, or a secret rotated on another replica, takes
 /// effect within it (a secret set on this replica at once).
-actor RegistryDirectory {
-    private struct Entry {
-        var task: Task<WebhookRegistration?, any Error>
-        var fetchedAt: ContinuousClock.Instant
-        var registryID: UUID?
-    }
-
+final class RegistryDirectory: Sendable {
     private let discovery: any DiscoveryPeer
     private let database: PostgresClient
     private let logger: Logger
-    private let ttl: Duration
-    private let negativeTTL: Duration
-    private var byHost: [String: Entry] = [:]
-    private var byID: [UUID: Entry] = [:]
+    private let byHost: ExpiringCache<String, WebhookRegistration?>
+    private let byID: ExpiringCache<UUID, WebhookRegistration?>
 
     init(discovery: any DiscoveryPeer, database: PostgresClient, logger: Logger, ttl: Duration = .seconds(10),
-         negativeTTL: Duration = .seconds(2)) {
+         negativeTTL: Duration = .seconds(2), capacity: Int = 10_000) {
         self.discovery = discovery
         self.database = database
         self.logger = logger
-        self.ttl = ttl
-        self.negativeTTL = negativeTTL
+        let lifetime: @Sendable (WebhookRegistration?) -> Duration = { $0 == nil ? negativeTTL : ttl }
+        byHost = ExpiringCache(capacity: capacity, lifetime: lifetime)
+        byID = ExpiringCache(capacity: capacity, lifetime: lifetime)
     }
 
     /// The registry registered for `host` with its secret hash; nil when none is.
     /// - Throws: when discovery or the database cannot be reached.
     func registration(host: String) async throws -> WebhookRegistration? {
-        if let entry = byHost[host], fresh(entry) { return try await entry.task.value }
-        let discovery = self.discovery, database = self.database, logger = self.logger
-        let task = Task<WebhookRegistration?, any Error> {
+        try await byHost.value(for: host) { [discovery, database, logger] in
             guard let registry = try await discovery.registry(host: host) else { return nil }
             return WebhookRegistration(registry: registry,
                                        secretSHA256: try await Self.secretHash(registry, database: database, logger: logger))
-        }
-        byHost[host] = Entry(task: task, fetchedAt: .now)
-        do {
-            let value = try await task.value
-            byHost[host]?.registryID = value?.registry.registryID
-            return value
-        } catch {
-            byHost[host] = nil
-            throw error
         }
     }
 
     /// The registry with this ID; nil when discovery no longer knows it.
     /// - Throws: when discovery or the database cannot be reached.
     func registration(id: UUID) async throws -> WebhookRegistration? {
-        if let entry = byID[id], fresh(entry) { return try await entry.task.value }
-        let discovery = self.discovery, database = self.database, logger = self.logger
-        let task = Task<WebhookRegistration?, any Error> {
+        try await byID.value(for: id) { [discovery, database, logger] in
             guard let registry = try await discovery.registry(id: id) else { return nil }
             return WebhookRegistration(registry: registry,
                                        secretSHA256: try await Self.secretHash(registry, database: database, logger: logger))
         }
-        byID[id] = Entry(task: task, fetchedAt: .now, registryID: id)
-        do {
-            return try await task.value
-        } catch {
-            byID[id] = nil
-            throw error
-        }
     }
 
     /// Forgets what is cached about a registry (after its secret changed here).
-    func invalidate(registryID: UUID) {
-        byID[registryID] = nil
-        byHost = byHost.filter { $0.value.registryID != registryID }
-    }
-
-    private func fresh(_ entry: Entry) -> Bool {
-        let age = ContinuousClock.now - entry.fetchedAt
-        // An entry still loading, or known to name no registry, is held for the shorter time.
-        return age < (entry.registryID == nil ? negativeTTL : ttl)
+    func invalidate(registryID: UUID) async {
+        await byID.removeAll { id, _ in id == registryID }
+        await byHost.removeAll { _, registration in registration?.registry.registryID == registryID }
     }
 
     /// The registry's secret hash, read as its tenant (discovery's fact): a secret stored under another tenant

@@ -34,10 +34,10 @@ struct RescanScheduler: Service {
     }
 
     func run() async throws {
+        // Bounded, as the event processor: a statement caught by a database restart may never answer.
         await PollingLoop.run(name: "rescan scheduler", readiness: runtime.readiness, interval: min(checkInterval, interval),
-                              logger: runtime.logger) {
-            // Bounded, as the event processor: a statement caught by a database restart may never answer.
-            _ = try await bounded("a rescan run", .seconds(120)) { try await runIfDue() }
+                              passLimit: .seconds(120), logger: runtime.logger) {
+            _ = try await runIfDue()
             return false
         }
     }

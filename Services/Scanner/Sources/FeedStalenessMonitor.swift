@@ -25,7 +25,7 @@ struct FeedStalenessMonitor: Service {
             return
         }
         await PollingLoop.run(name: "feed staleness check", readiness: runtime.readiness, interval: checkInterval,
-                              logger: runtime.logger) {
+                              passLimit: .seconds(60), logger: runtime.logger) {
             try await check()
             return false
         }

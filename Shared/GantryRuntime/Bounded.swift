@@ -1,17 +1,18 @@
 import Foundation
 
 /// `bounded(_:_:_:)` gave up waiting.
-struct TimedOut: Error, CustomStringConvertible {
-    let what: String
-    let limit: Duration
-    var description: String { "\(what) did not finish within \(limit)" }
+public struct TimedOut: Error, CustomStringConvertible {
+    /// What was waited for, as given to `bounded`.
+    public let what: String
+    public let limit: Duration
+    public var description: String { "\(what) did not finish within \(limit)" }
 }
 
 /// Runs `body` for at most `limit`. On time-out the body's task is cancelled and left behind, and
 /// `TimedOut` is thrown at once: a PostgreSQL connection cut in the middle of a transaction can leave a
 /// postgres-nio query waiting forever (seen when the server restarts), and a worker must not wait with it.
 /// - Throws: `TimedOut`, `CancellationError` when the caller is cancelled, or what `body` throws.
-func bounded<T: Sendable>(_ what: String, _ limit: Duration,
+public func bounded<T: Sendable>(_ what: String, _ limit: Duration,
                           _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let gate = Gate<T>()
     let work = Task { try await body() }
