@@ -50,7 +50,7 @@ struct DiscoveryServiceTests {
             // Only the one commercial subscription exists, and its creation is audited.
             #expect(try await h.strings("SELECT id::text FROM discovery.subscriptions") == [subscriptionID])
             #expect(try await h.strings("SELECT action || ' ' || subject || ' ' || detail FROM discovery.audit_log ORDER BY id")
-                    == ["subscription.create \(subscriptionID.uppercased()) cloud=commercial"])
+                    == ["subscription.create \(subscriptionID.lowercased()) cloud=commercial"])
         }
     }
 

@@ -110,7 +110,7 @@ struct PostgresDiscoveryStore: Sendable {
             for try await _ in rows { inserted = true }
             guard inserted else { return nil }
             try await Self.audit(connection, tenantID: tenantID, actor: actor, action: "subscription.create",
-                                 subject: id.uuidString, detail: "cloud=\(cloudType.rawValue)", logger: logger)
+                                 subject: id.uuidString.lowercased(), detail: "cloud=\(cloudType.rawValue)", logger: logger)
             guard let record = try await Self.subscription(connection, tenantID: tenantID, id: id, logger: logger) else {
                 throw ProblemError.internal("subscription was not created")
             }
@@ -187,7 +187,7 @@ struct PostgresDiscoveryStore: Sendable {
                 }
             }
             try await Self.audit(connection, tenantID: tenantID, actor: actor, action: enabled ? "plan.enable" : "plan.disable",
-                                 subject: subscriptionID.uuidString, detail: changed ? "" : "unchanged", logger: logger)
+                                 subject: subscriptionID.uuidString.lowercased(), detail: changed ? "" : "unchanged", logger: logger)
             return try await Self.subscription(connection, tenantID: tenantID, id: subscriptionID, logger: logger)
         }
     }
@@ -238,7 +238,7 @@ struct PostgresDiscoveryStore: Sendable {
             for try await date in rows.decode(Date.self) { created = date }
             guard let created else { return nil }
             try await Self.audit(connection, tenantID: record.tenantID, actor: actor, action: "registry.register",
-                                 subject: record.id.uuidString,
+                                 subject: record.id.uuidString.lowercased(),
                                  detail: "\(record.loginServer) networkAccess=\(record.networkAccess.rawValue)", logger: logger)
             var result = record
             result.createdAt = created
@@ -311,6 +311,8 @@ struct PostgresDiscoveryStore: Sendable {
         }
     }
 
+    /// Appends an audit row. `subject` is stored as given: IDs in lowercase, as the API writes them (rows written
+    /// before that carry upper-case IDs; the audit-log route answers in lowercase either way).
     static func audit(_ connection: PostgresConnection, tenantID: UUID, actor: String, action: String, subject: String,
                       detail: String, logger: Logger) async throws {
         try await connection.query("""
