@@ -69,9 +69,9 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
         case .transport(let url, let message):
             "could not reach \(url): \(message)"
         case .notTLS(let url):
-            "the server of \(url) does not speak TLS (it answered the TLS handshake in plain text, as a registry served "
-                + "over plain HTTP does); reach a registry without TLS over http:// (for an import: insecure, "
-                + "gantry import --insecure)"
+            "the server of \(url) does not speak TLS: it answered the TLS handshake in plain text, as a registry served "
+                + "over plain HTTP does. Reach such a registry over http://; for an import, pass --insecure to gantry import "
+                + "(\"insecure\": true in the API)"
         }
     }
 }

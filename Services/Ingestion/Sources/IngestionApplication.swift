@@ -14,7 +14,9 @@ import AsyncHTTPClient
 /// `GANTRY_RESCAN_PULLED_WITHIN_DAYS` (default 30; 1…365), `GANTRY_EVENT_POLL_MS` (how often the event
 /// processor looks for recorded events when idle; default 100; 10…10000), `GANTRY_IMPORT_WORKERS` (imports
 /// copied at once per replica; default 2; 1…16), `GANTRY_IMPORT_LEASE_SECONDS` (how long a job of a dead
-/// worker stays leased before another takes it; default 60; 3…3600).
+/// worker stays leased before another takes it; default 60; 3…3600), `GANTRY_EVENT_RETENTION_DAYS` (how long
+/// processed webhook events are kept; default 7; 1…3650), `GANTRY_EVENT_RETENTION_CHECK_SECONDS` (how often expired
+/// events are deleted; default 3600; 1…86400).
 /// Under `GANTRY_PROFILE=development` a registry without a webhook secret is accepted unauthenticated.
 /// - Parameter onServerRunning: receives the bound port (tests listen on port 0).
 public func buildIngestionApplication(configuration: GantryConfiguration,
@@ -35,6 +37,12 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
     let processor = EventProcessor(runtime: runtime, directory: directory, pollInterval: .milliseconds(pollMilliseconds))
     let rescans = RescanScheduler(runtime: runtime, directory: directory, interval: .seconds(rescanSeconds),
                                   pulledWithinDays: pulledWithinDays)
+    let retention = EventRetention(
+        runtime: runtime,
+        retention: .seconds(86_400 * (try GantryConfiguration.integer("GANTRY_EVENT_RETENTION_DAYS", environment, default: 7,
+                                                                       range: 1...3650))),
+        checkInterval: .seconds(try GantryConfiguration.integer("GANTRY_EVENT_RETENTION_CHECK_SECONDS", environment,
+                                                                default: 3600, range: 1...86_400)))
     let importWorkers = try GantryConfiguration.integer("GANTRY_IMPORT_WORKERS", environment, default: 2, range: 1...16)
     let importLease = try GantryConfiguration.integer("GANTRY_IMPORT_LEASE_SECONDS", environment, default: 60, range: 3...3600)
     let importSealer = ImportCredentialSealer(configuration: configuration)
@@ -52,7 +60,7 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
                                importSealer: importSealer)
     return try runtime.makeApplication(openAPIDocument: IngestionAPI.openAPIDocument, accessPolicy: .ingestion,
                                        subscriptionOwnership: SubscriptionOwnership(runtime: runtime),
-                                       services: [processor, rescans, PinnedHTTPClientsService(clients: registryHTTP)] + importRunners,
+                                       services: [processor, rescans, retention, PinnedHTTPClientsService(clients: registryHTTP)] + importRunners,
                                        onServerRunning: onServerRunning) { router in
         try api.registerHandlers(on: WithoutWebhookRoutes(router: router))
         WebhookRoutes(intake: intake).register(on: router)
