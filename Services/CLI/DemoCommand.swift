@@ -61,9 +61,17 @@ struct DemoCommand: AsyncParsableCommand {
         let clock = ContinuousClock.now
         print("    pushed \(digest)")
 
-        let assessment = try await waitForAssessment(connection: connection, setup: setup, digest: digest, after: pushed)
+        let assessment = try await waitForAssessment(connection: connection, setup: setup, digest: digest)
         let elapsed = ContinuousClock.now - clock
-        print("==> assessment of \(assessment.repositoryName)@\(digest): \(assessment.status.code.rawValue) (\(String(format: "%.2f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s after the push)")
+        // An assessment is of a digest, whichever repository it was last scanned in; name the one pushed here.
+        let repository = reference.split(separator: ":").first.map(String.init) ?? reference
+        // A rerun pushes the same digest again. Ingestion records the push but does not scan a digest it already
+        // sent for scanning (one scan per digest; rescans are weekly or on feed changes), so the assessment from
+        // the earlier run is the current one.
+        let when = assessment.timeGenerated.addingTimeInterval(1) < pushed
+            ? "scanned earlier, at \(assessment.timeGenerated.formatted(.iso8601)): a known digest is not scanned again on push"
+            : String(format: "%.2f s after the push", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        print("==> assessment of \(registry)/\(repository)@\(digest): \(assessment.status.code.rawValue) (\(when))")
         if let os = assessment.operatingSystem { print("    OS: \(os.prettyName ?? os.id)") }
         for finding in assessment.findings {
             print("    \(finding.vulnerabilityId)  \(finding.packageName) \(finding.installedVersion)  fixed in \(finding.fixedVersion ?? "no fix")  severity \(finding.severity.rawValue)  patchable \(finding.patchable)")
@@ -82,8 +90,8 @@ struct DemoCommand: AsyncParsableCommand {
         return Data(mac).base64EncodedString()
     }
 
-    private func waitForAssessment(connection: ServiceConnection, setup: DemoSetup, digest: String,
-                                   after pushed: Date) async throws -> FindingsPolicyAPI.Components.Schemas.Assessment {
+    private func waitForAssessment(connection: ServiceConnection, setup: DemoSetup,
+                                   digest: String) async throws -> FindingsPolicyAPI.Components.Schemas.Assessment {
         let (url, transport, middlewares) = connection.clientParts(.findingsPolicy)
         let client = FindingsPolicyAPI.Client(serverURL: url, transport: transport, middlewares: middlewares)
         let deadline = ContinuousClock.now + .seconds(timeout)
@@ -91,16 +99,7 @@ struct DemoCommand: AsyncParsableCommand {
         while ContinuousClock.now < deadline {
             let output = try await client.getAssessment(path: .init(tenantId: setup.tenantID, subscriptionId: setup.subscriptionID,
                                                                     imageDigest: digest))
-            if case .ok(let ok) = output {
-                let assessment = try ok.body.json
-                // A rerun pushes the same digest again. Ingestion records the push but does not scan a digest it
-                // already sent for scanning (one scan per digest; rescans are weekly or on feed changes), so the
-                // assessment from the earlier run is the current one.
-                if assessment.timeGenerated.addingTimeInterval(1) < pushed {
-                    print("    (already scanned at \(assessment.timeGenerated.formatted(.iso8601)): a known digest is not scanned again on push)")
-                }
-                return assessment
-            }
+            if case .ok(let ok) = output { return try ok.body.json }
             try await Task.sleep(for: .milliseconds(200))
         }
         throw CLIError("no assessment for \(digest) within \(timeout) s; see .run/logs/gantry-scanner.log")
