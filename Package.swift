@@ -144,9 +144,10 @@ for service in services {
 if let scannerTests = targets.first(where: { $0.name == "ScannerTests" }) {
     scannerTests.dependencies += ["Discovery", "GantryModel", asyncHTTPClient, openAPIRuntime]
 }
-// The ingestion tests register registries through discovery's parts; the import tests run the scanner.
+// The ingestion tests register registries through discovery's parts; the import tests run the scanner; the webhook
+// routes are checked against ingestion.yaml (Yams).
 if let ingestionTests = targets.first(where: { $0.name == "IngestionTests" }) {
-    ingestionTests.dependencies += ["Discovery", "Scanner"]
+    ingestionTests.dependencies += ["Discovery", "Scanner", .product(name: "Yams", package: "Yams")]
 }
 // The crawl tests run notification beside discovery to see a crawl's registryUnreachable alert arrive.
 if let discoveryTests = targets.first(where: { $0.name == "DiscoveryTests" }) {

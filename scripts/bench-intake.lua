@@ -1,7 +1,8 @@
 -- wrk script for scripts/bench-intake.sh: POSTs Docker distribution notification envelopes of
 -- BENCH_INTAKE_EVENTS manifest pushes (default 1) with fresh event IDs, so every event is recorded and
 -- none is a duplicate. Digests cycle over 100 values, as repeated pushes of a fleet of images would.
--- When done, prints one line:
+-- When done, prints one line (events and requests answered with a 2xx/3xx; latencies of every completed
+-- response, as wrk measures them; errors: failed connections, reads, writes, time-outs and 4xx/5xx answers):
 --   <events/s> <requests/s> <p50 ms> <p90 ms> <p99 ms> <max ms> <requests> <errors>
 local events_per_request = tonumber(os.getenv("BENCH_INTAKE_EVENTS") or "1")
 local host = os.getenv("BENCH_INTAKE_HOST") or "bench.example.com"
@@ -39,8 +40,10 @@ end
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6
   local errors = summary.errors
+  -- summary.requests counts completed responses, whatever their status; connect, read, write and timeout
+  -- errors are requests that never completed.
   local failed = errors.connect + errors.read + errors.write + errors.timeout + errors.status
-  local answered = summary.requests - failed
+  local answered = summary.requests - errors.status
   io.write(string.format("%.0f %.0f %.2f %.2f %.2f %.2f %d %d\n",
     answered * events_per_request / seconds, answered / seconds,
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,

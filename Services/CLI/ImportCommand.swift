@@ -134,7 +134,9 @@ struct ImportListCommand: AsyncParsableCommand {
     var status: String?
 
     @Option(help: "Imports per page (1-100).")
-    var limit: Int = 20
+    var limit: Int = Self.defaultLimit
+
+    static let defaultLimit = 20
 
     @Option(help: "Continue after an earlier page (the token it printed).")
     var pageToken: String?
@@ -183,7 +185,7 @@ struct ImportListCommand: AsyncParsableCommand {
         var words = ["gantry", "import", "list", "--registry", target.registry]
         if let tenant = target.tenant { words += ["--tenant", tenant] }
         if let status { words += ["--status", status] }
-        if limit != 20 { words += ["--limit", String(limit)] }
+        if limit != Self.defaultLimit { words += ["--limit", String(limit)] }
         return (words + ["--page-token", token]).joined(separator: " ")
     }
 }

@@ -1,6 +1,6 @@
 /// Values loaded from elsewhere (another service, the database) and kept for a while: each for the lifetime
 /// `lifetime` gives it when it is stored (a found registry longer than a "no such registry"), at most `capacity`
-/// of them (expired entries are dropped first, then all). Concurrent misses for one key share one load; a load
+/// of them (when full, expired entries are dropped first, then the half that would expire soonest). Concurrent misses for one key share one load; a load
 /// that throws is not kept, and every caller waiting on it gets its error. `removeAll(where:)` forgets entries at
 /// once, and a load running meanwhile is not kept either (it may have read the old state).
 public actor ExpiringCache<Key: Hashable & Sendable, Value: Sendable> {
@@ -32,15 +32,18 @@ public actor ExpiringCache<Key: Hashable & Sendable, Value: Sendable> {
         let task = Task { try await load() }
         loading[key] = task
         let started = generation
-        defer { loading[key] = nil }
+        // Only this load's own entry: `removeAll` may have dropped it and a newer load taken its place.
+        defer { if loading[key] == task { loading[key] = nil } }
         let value = try await task.value
         if generation == started { store(key, value) }
         return value
     }
 
-    /// Forgets the kept entries for which `shouldRemove` is true, and whatever is being loaded now.
+    /// Forgets the kept entries for which `shouldRemove` is true, and every load running now: callers from now on
+    /// load afresh, and what the running loads return (read before the removal) is not kept.
     public func removeAll(where shouldRemove: @Sendable (Key, Value) -> Bool) {
         entries = entries.filter { !shouldRemove($0.key, $0.value.value) }
+        loading.removeAll()
         generation += 1
     }
 
@@ -51,7 +54,12 @@ public actor ExpiringCache<Key: Hashable & Sendable, Value: Sendable> {
         let now = ContinuousClock.now
         if entries.count >= capacity, entries[key] == nil {
             entries = entries.filter { $0.value.expires > now }
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            if entries.count >= capacity {
+                // Still full of live entries: drop the half that would expire soonest, so short-lived values (a
+                // flood of "no such host" answers) go before long-lived ones.
+                let keep = entries.sorted { $0.value.expires > $1.value.expires }.prefix(capacity / 2)
+                entries = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+            }
         }
         entries[key] = Entry(value: value, expires: now + lifetime(value))
     }

@@ -17,7 +17,7 @@ public enum PollingLoop {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    let found = if let passLimit { try await bounded("a \(name) pass", passLimit, pass) } else { try await pass() }
+                    let found = if let passLimit { try await bounded("the \(name) pass", passLimit, pass) } else { try await pass() }
                     if !found { try await Task.sleep(for: interval) }
                 } catch is CancellationError {
                     return

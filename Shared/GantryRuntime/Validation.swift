@@ -66,6 +66,13 @@ public enum Validate {
         return previous == .alphanumeric
     }
 
+    /// A tag per the OCI distribution spec (see `isTag`).
+    /// - Throws: `ProblemError` 400 naming `field`.
+    public static func tag(_ value: String, field: String) throws -> String {
+        guard isTag(value) else { throw ProblemError.badRequest("\(field) '\(value.prefix(130))' is not a valid tag") }
+        return value
+    }
+
     /// Whether `value` is a tag per the OCI distribution spec ("Pulling manifests": `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
     public static func isTag(_ value: String) -> Bool {
         let bytes = value.utf8

@@ -207,7 +207,7 @@ extension RegistryClient {
             } catch let error as RegistryError {
                 throw error
             } catch {
-                throw RegistryError.transport(url: url, error: error)
+                throw RegistryError.classifyTransport(url: url, error: error)
             }
             let status = Int(response.status.code)
             if expect.contains(status) { return response }

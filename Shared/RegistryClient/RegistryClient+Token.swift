@@ -51,7 +51,7 @@ extension RegistryClient {
         do {
             response = try await client.execute(request, timeout: Self.timeAmount(limits.requestTimeout), logger: logger)
         } catch {
-            throw RegistryError.transport(url: url, error: error)
+            throw RegistryError.classifyTransport(url: url, error: error)
         }
         switch response.status.code {
         case 200:

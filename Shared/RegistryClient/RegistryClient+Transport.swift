@@ -55,7 +55,7 @@ extension RegistryClient {
                 throw CancellationError()
             } catch {
                 let retries = attempt == 0 ? "" : " (after \(attempt) \(attempt == 1 ? "retry" : "retries"))"
-                throw RegistryError.transport(url: url, error: error, suffix: retries)
+                throw RegistryError.classifyTransport(url: url, error: error, suffix: retries)
             }
 
             let status = Int(response.status.code)

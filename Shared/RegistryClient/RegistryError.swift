@@ -30,12 +30,14 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The connection failed (refused, reset, timed out) after any retries.
     case transport(url: String, message: String)
     /// An `https` URL whose server answered the TLS handshake with something else, typically a registry served
-    /// over plain HTTP. Not worth retrying: the scheme is wrong.
+    /// over plain HTTP. An import does not retry it (the scheme is wrong); the scanner and discovery treat the
+    /// registry as unreachable, as for any TLS failure, and raise `registryUnreachable`.
     case notTLS(url: String)
 
     /// The error for a request to `url` that failed in transport: `notTLS` when the server does not speak TLS
     /// (BoringSSL's WRONG_VERSION_NUMBER: the first bytes back were not a TLS record), else `transport`.
-    static func transport(url: String, error: any Error, suffix: String = "") -> RegistryError {
+    /// BoringSSL reports the reason only as text inside NIOSSL's error, hence the text match.
+    static func classifyTransport(url: String, error: any Error, suffix: String = "") -> RegistryError {
         let message = String(describing: error)
         if url.lowercased().hasPrefix("https:"), message.contains("WRONG_VERSION_NUMBER") { return .notTLS(url: url) }
         return .transport(url: url, message: message + suffix)

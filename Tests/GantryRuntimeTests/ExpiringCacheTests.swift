@@ -65,9 +65,11 @@ import Testing
         }
         for await _ in started { break }
         await cache.removeAll { _, _ in false }
+        // A caller after the removal does not join the old load: it loads afresh, while the old one still runs.
+        #expect(try await cache.value(for: "z") { "fresh" } == "fresh")
         releaseContinuation.yield()
         #expect(try await slow.value == "stale")
-        #expect(try await cache.value(for: "z") { "fresh" } == "fresh")
+        #expect(try await cache.value(for: "z") { "later" } == "fresh")
     }
 
     @Test("at most capacity entries: expired ones go first, then all")
@@ -81,7 +83,10 @@ import Testing
         #expect(await cache.count == 6, "the five expired entries were dropped")
         for key in 11..<20 { _ = try await cache.value(for: key) { key } }
         #expect(await cache.count <= 10)
+        // A flood of short-lived values evicts short-lived values first: the long-lived ones stay.
+        let longLived = Set(15..<20)
         for key in 0..<10_000 { _ = try await cache.value(for: 100 + key) { nil } }
         #expect(await cache.count <= 10)
+        for key in longLived { #expect(try await cache.value(for: key) { -1 } == key, "\(key) was evicted") }
     }
 }

@@ -320,9 +320,7 @@ struct IngestionServiceTests {
         let body = Data(parts.dropFirst().joined(separator: "\n\n").utf8)
         try await IngestionHarness.run(loginServer: "registrycluster.local") { h in
             let reply = try await h.post(body, contentType: contentType)
-            // NOTE: ingestion.yaml lists only events.v1+json (what distribution 2.8 sends) and application/json,
-            // so the generated server answers 415 to the media type distribution's current documentation shows.
-            // Distribution 3 sends the v2 envelope media type.
+            // Distribution 3 sends the v2 envelope media type (2.8 sends v1); ingestion.yaml accepts both.
             #expect(reply.status == 202, "\(reply.text)")
             #expect(try h.receipt(reply) == [3, 1, 0, 2])
             // The same body as application/json is a duplicate of what was recorded.

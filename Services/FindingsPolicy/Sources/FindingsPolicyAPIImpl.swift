@@ -23,7 +23,7 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
         let digest = try Validate.digest(report.digest, field: "digest")
         let repository = try Validate.repository(report.repository, field: "repository")
         let messageID = try Validate.text(report.messageId, field: "messageId")
-        let tag = try report.tag.map(Self.tag)
+        let tag = try report.tag.map { try Validate.tag($0, field: "tag") }
         let key = ImageKey(registryID: registryID, repository: repository, digest: digest.description)
         let image = StoredImage(
             tenantID: tenantID, subscriptionID: subscriptionID, key: key, registryHost: report.registryHost,
@@ -119,15 +119,6 @@ struct FindingsPolicyAPIImpl: FindingsPolicyAPI.APIProtocol {
                                             on: connection)
             return images.map { views.assessment($0, justifications: justifications, tags: tags[$0.key]) }
         }
-    }
-
-    /// A tag per the OCI distribution spec ("Pulling manifests": `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
-    /// - Throws: `ProblemError` 400.
-    static func tag(_ value: String) throws -> String {
-        guard Validate.isTag(value) else {
-            throw ProblemError.badRequest("tag '\(value.prefix(130))' is not a valid tag")
-        }
-        return value
     }
 
     /// The audit actor of a change: the `sub` of the caller's user token (`AuthenticatedUser.current`, set by

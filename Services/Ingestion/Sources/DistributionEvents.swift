@@ -89,9 +89,7 @@ enum DistributionEvents {
         }
         _ = try Validate.repository(repository, field: "\(field).target.repository")
         let digest = try target.digest.map { try Validate.digest($0, field: "\(field).target.digest") }
-        if let tag, !WebhookFields.isValidTag(tag) {
-            throw ProblemError.badRequest("\(field).target.tag '\(tag.prefix(130))' is not a valid tag")
-        }
+        if let tag { _ = try Validate.tag(tag, field: "\(field).target.tag") }
         if action != "delete" && digest == nil {
             throw ProblemError.badRequest("\(field) is a manifest \(action) without target.digest")
         }

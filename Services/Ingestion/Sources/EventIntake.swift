@@ -51,6 +51,8 @@ struct EventIntake: Sendable {
 /// request is written at once, alone. At most `maxInFlight` inserts run at a time: one by default, since
 /// two concurrent inserts contend for the same index pages and halve the batches (measured with
 /// `scripts/bench-intake.sh`: 6,514 against 5,082 requests/s at 16 connections, event processor stopped).
+/// The price: an insert that hangs (a database restart) holds up every request until `bounded` gives up after
+/// 15 s; those requests then fail with 500 and the registries send their events again.
 ///
 /// A request's events are in one statement, so they are recorded all or none, in order (`seq`, which
 /// the processor follows); an event ID already recorded for its registry, or repeated earlier in the

@@ -52,9 +52,7 @@ enum HarborEvents {
             guard let digestText = resource.digest else { throw ProblemError.badRequest("\(name).digest is missing") }
             let digest = try Validate.digest(digestText, field: "\(name).digest")
             let tag = WebhookFields.tag(resource.tag)
-            if let tag, !WebhookFields.isValidTag(tag) {
-                throw ProblemError.badRequest("\(name).tag '\(tag.prefix(130))' is not a valid tag")
-            }
+            if let tag { _ = try Validate.tag(tag, field: "\(name).tag") }
             events.append(IncomingEvent(
                 id: eventID(webhook, cloudEvent: cloudEvent, type: type, repository: repository, resource: resource,
                             index: index, count: resources.count),

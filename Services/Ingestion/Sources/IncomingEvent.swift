@@ -1,5 +1,4 @@
 import Foundation
-import GantryRuntime
 import GantryModel
 
 /// One registry event as ingestion records it, whatever webhook format it arrived in.
@@ -57,6 +56,4 @@ enum WebhookFields {
         return text
     }
 
-    /// A tag per the OCI distribution spec (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
-    static func isValidTag(_ text: String) -> Bool { Validate.isTag(text) }
 }

@@ -25,7 +25,8 @@ paths:
         `headers` setting). The request only validates and durably records the manifest events (push, pull,
         delete and mount; tag deletions too); blob events are counted as ignored. Everything else (image
         inventory, pulls, scan requests, deletions) happens afterwards. An event already recorded for the
-        registry (same `id`) is a duplicate and has no second effect.
+        registry (same `id`) is a duplicate and has no second effect. A body of another media type, or none
+        named (no Content-Type), is 415; a body beyond the service's limit (`GANTRY_MAX_BODY_BYTES`) is 413.
       requestBody:
         required: true
         content:
@@ -44,6 +45,8 @@ paths:
         '400': { $ref: '#/components/responses/Problem' }
         '401': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '415': { $ref: '#/components/responses/Problem' }
   /v1/events/acr:
     post:
       operationId: receiveACREvent
@@ -67,6 +70,8 @@ paths:
         '400': { $ref: '#/components/responses/Problem' }
         '401': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '415': { $ref: '#/components/responses/Problem' }
   /v1/events/harbor:
     post:
       operationId: receiveHarborEvent
@@ -95,6 +100,8 @@ paths:
         '400': { $ref: '#/components/responses/Problem' }
         '401': { $ref: '#/components/responses/Problem' }
         '404': { $ref: '#/components/responses/Problem' }
+        '413': { $ref: '#/components/responses/Problem' }
+        '415': { $ref: '#/components/responses/Problem' }
   /v1/events:
     get:
       operationId: listEvents

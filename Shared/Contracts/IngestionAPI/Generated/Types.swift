@@ -24,7 +24,8 @@ package protocol APIProtocol: Sendable {
     /// `headers` setting). The request only validates and durably records the manifest events (push, pull,
     /// delete and mount; tag deletions too); blob events are counted as ignored. Everything else (image
     /// inventory, pulls, scan requests, deletions) happens afterwards. An event already recorded for the
-    /// registry (same `id`) is a duplicate and has no second effect.
+    /// registry (same `id`) is a duplicate and has no second effect. A body of another media type, or none
+    /// named (no Content-Type), is 415; a body beyond the service's limit (`GANTRY_MAX_BODY_BYTES`) is 413.
     ///
     ///
     /// - Remark: HTTP `POST /v1/events/distribution`.
@@ -135,7 +136,8 @@ extension APIProtocol {
     /// `headers` setting). The request only validates and durably records the manifest events (push, pull,
     /// delete and mount; tag deletions too); blob events are counted as ignored. Everything else (image
     /// inventory, pulls, scan requests, deletions) happens afterwards. An event already recorded for the
-    /// registry (same `id`) is a duplicate and has no second effect.
+    /// registry (same `id`) is a duplicate and has no second effect. A body of another media type, or none
+    /// named (no Content-Type), is 415; a body beyond the service's limit (`GANTRY_MAX_BODY_BYTES`) is 413.
     ///
     ///
     /// - Remark: HTTP `POST /v1/events/distribution`.
