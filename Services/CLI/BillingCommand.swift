@@ -57,7 +57,7 @@ struct BillingUsageCommand: AsyncParsableCommand {
         switch reply {
         case .ok(let ok): usage = try ok.body.json
         case .badRequest(let problem): throw CLIError((try? problem.body.applicationProblemJson.detail) ?? "refused")
-        case .undocumented(let status, _): throw CLIError("billing answered HTTP \(status)")
+        case .undocumented(let status, let payload): throw await CLIError.undocumented("billing", status: status, payload)
         }
         if json {
             print(try BillingOutput.json(usage))
@@ -100,7 +100,7 @@ struct BillingInvoiceCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(try await Data(collecting: body, upTo: 64 << 20))
             }
         case .badRequest(let problem): throw CLIError((try? problem.body.applicationProblemJson.detail) ?? "refused")
-        case .undocumented(let status, _): throw CLIError("billing answered HTTP \(status)")
+        case .undocumented(let status, let payload): throw await CLIError.undocumented("billing", status: status, payload)
         }
     }
 }

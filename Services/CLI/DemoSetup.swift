@@ -30,8 +30,8 @@ struct DemoSetup: Sendable {
                 path: .init(tenantId: tenant.id, subscriptionId: subscription.id),
                 body: .json(.init(loginServer: registry, insecure: true))).created.body.json
             setup = DemoSetup(tenantID: tenant.id, subscriptionID: subscription.id, registryID: created.id)
-        case .undocumented(let status, _):
-            throw CLIError("discovery answered HTTP \(status) to a registry lookup")
+        case .undocumented(let status, let payload):
+            throw await CLIError.undocumented("discovery (registry lookup)", status: status, payload)
         }
         _ = try await discovery.setPlan(path: .init(tenantId: setup.tenantID, subscriptionId: setup.subscriptionID),
                                         body: .json(.init(enabled: true))).ok

@@ -88,8 +88,8 @@ struct FeedsImportCommand: AsyncParsableCommand {
         case .badRequest(let problem), .contentTooLarge(let problem), .unprocessableContent(let problem):
             let detail = (try? problem.body.applicationProblemJson.detail) ?? nil
             throw CLIError("\(bundle): \(detail ?? "refused")")
-        case .undocumented(let status, _):
-            throw CLIError("\(bundle): the scanner answered HTTP \(status)")
+        case .undocumented(let status, let payload):
+            throw await CLIError.undocumented("\(bundle): the scanner", status: status, payload)
         }
     }
 }

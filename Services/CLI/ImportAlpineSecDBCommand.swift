@@ -80,8 +80,8 @@ struct ImportAlpineSecDBCommand: AsyncParsableCommand {
             case .badRequest(let problem), .contentTooLarge(let problem):
                 let detail = (try? problem.body.applicationProblemJson.detail) ?? nil
                 throw CLIError("\(file.path): \(detail ?? "rejected")")
-            case .undocumented(let status, _):
-                throw CLIError("\(file.path): the scanner answered HTTP \(status)")
+            case .undocumented(let status, let payload):
+                throw await CLIError.undocumented("\(file.path): the scanner", status: status, payload)
             }
         }
         return results

@@ -96,7 +96,7 @@ struct ImportStartCommand: AsyncParsableCommand {
         case .notFound(let problem): throw CLIError("not found: \(ImportReport.detail(try? problem.body.applicationProblemJson))")
         case .unprocessableContent(let problem):
             throw CLIError("refused: \(ImportReport.detail(try? problem.body.applicationProblemJson))")
-        case .undocumented(let status, _): throw CLIError("ingestion answered HTTP \(status)")
+        case .undocumented(let status, let payload): throw await CLIError.undocumented("ingestion", status: status, payload)
         }
         if !json { print("import \(job.importId) of \(job.source) queued (gantry import status \(job.importId) --registry \(registry))") }
         if wait {
@@ -169,7 +169,7 @@ struct ImportListCommand: AsyncParsableCommand {
                 token = page.nextPageToken
             case .badRequest(let problem): throw CLIError("refused: \(ImportReport.detail(try? problem.body.applicationProblemJson))")
             case .notFound(let problem): throw CLIError("not found: \(ImportReport.detail(try? problem.body.applicationProblemJson))")
-            case .undocumented(let status, _): throw CLIError("ingestion answered HTTP \(status)")
+            case .undocumented(let status, let payload): throw await CLIError.undocumented("ingestion", status: status, payload)
             }
         } while all && token != nil
         if json {
@@ -225,7 +225,7 @@ struct ImportStatusCommand: AsyncParsableCommand {
         case .ok(let ok): return try ok.body.json
         case .badRequest(let problem): throw CLIError("refused: \(ImportReport.detail(try? problem.body.applicationProblemJson))")
         case .notFound(let problem): throw CLIError("not found: \(ImportReport.detail(try? problem.body.applicationProblemJson))")
-        case .undocumented(let status, _): throw CLIError("ingestion answered HTTP \(status)")
+        case .undocumented(let status, let payload): throw await CLIError.undocumented("ingestion", status: status, payload)
         }
     }
 }

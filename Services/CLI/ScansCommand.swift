@@ -48,8 +48,8 @@ struct ScansHistoryCommand: AsyncParsableCommand {
         case .ok(let ok): items = try ok.body.json.items
         case .badRequest(let problem):
             throw CLIError("the scanner refused the request: \((try? problem.body.applicationProblemJson.detail) ?? "400")")
-        case .undocumented(let status, _):
-            throw CLIError("the scanner answered HTTP \(status)")
+        case .undocumented(let status, let payload):
+            throw await CLIError.undocumented("the scanner", status: status, payload)
         }
         if json {
             let encoder = JSONEncoder()

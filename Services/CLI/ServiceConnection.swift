@@ -69,6 +69,24 @@ struct ServiceConnection: Sendable {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+
+    /// An answer the operation's contract does not list (401, 403, 404, 503 …): `"<what> answered HTTP <status>"`,
+    /// followed by the problem's `detail` when the body is problem+json (RFC 9457), and for 401/403 a word on
+    /// `GANTRY_TOKEN`, whose tenants and roles decide what the CLI may do.
+    static func undocumented(_ what: String, status: Int, _ payload: UndocumentedPayload) async -> CLIError {
+        struct Problem: Decodable { var detail: String? }
+        var text = "\(what) answered HTTP \(status)"
+        if let body = payload.body, let bytes = try? await [UInt8](collecting: body, upTo: 64 << 10),
+           let detail = (try? JSONDecoder().decode(Problem.self, from: Data(bytes)))?.detail, !detail.isEmpty {
+            text += ": \(detail)"
+        }
+        if ProcessInfo.processInfo.environment["GANTRY_TOKEN"] != nil {
+            // The CLI sends GANTRY_TOKEN as it is: its tenant and roles decide, not --tenant.
+            if status == 401 { text += " (check GANTRY_TOKEN: expired, or not issued for this deployment?)" }
+            if status == 403 { text += " (GANTRY_TOKEN grants other tenants or roles: see `gantry token create --help`)" }
+        }
+        return CLIError(text)
+    }
 }
 
 /// The user identity the CLI presents on public routes.

@@ -175,6 +175,13 @@ struct ImportStatusTests {
             #expect(nextStatus == 0 && !nextPage.contains("more: "), "\(nextPage)")
             let shown = [firstPage, nextPage].map { page in failed.items.compactMap { $0["importId"] as? String }.filter { page.contains($0) } }
             #expect(shown.map(\.count) == [1, 1] && Set(shown.joined()).count == 2, "\(firstPage)\n\(nextPage)")
+            // An answer the contract does not list (403: a token for another tenant) still shows the problem's detail.
+            let (minted, otherToken) = try await Self.gantry(["token", "create", "--tenant", UUID().uuidString.lowercased(),
+                                                              "--role", "Security Reader", "--ttl", "5m"], env: h.env)
+            #expect(minted == 0, "\(otherToken)")
+            let (deniedStatus, denied) = try await Self.gantry(cli, env: h.env,
+                                                               extra: ["GANTRY_TOKEN": otherToken.trimmingCharacters(in: .whitespacesAndNewlines)])
+            #expect(deniedStatus != 0 && denied.contains("ingestion answered HTTP 403: ") && denied.contains("GANTRY_TOKEN"), "\(denied)")
             let done = try await Self.list(h, registryID: h.registryID, query: "status=done")
             #expect(done.items.compactMap { $0["importId"] as? String } == [ids[3].uuidString.lowercased()])
             let requested = try await Self.list(h, registryID: h.registryID, query: "status=scanRequested&limit=1")
@@ -250,7 +257,7 @@ struct ImportStatusTests {
 
     /// Runs the `gantry` executable with the harness's service URLs and keys; exit status and standard output
     /// followed by standard error.
-    static func gantry(_ arguments: [String], env: TestEnvironment) async throws -> (Int32, String) {
+    static func gantry(_ arguments: [String], env: TestEnvironment, extra: [String: String] = [:]) async throws -> (Int32, String) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-import-\(UUID()).txt")
         defer { try? FileManager.default.removeItem(at: output) }
         FileManager.default.createFile(atPath: output.path, contents: nil)
@@ -259,7 +266,7 @@ struct ImportStatusTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: gantry)
         process.arguments = arguments
-        process.environment = env.environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
+        process.environment = env.environment.merging(["PATH": "/usr/bin:/bin"].merging(extra) { $1 }) { $1 }
         process.standardOutput = handle
         process.standardError = handle
         try process.run()

@@ -42,6 +42,21 @@ struct IngestionLifecycleTests {
         }
     }
 
+    @Test("an empty body is no body: PUT webhook-secret without one generates a secret; a required body sent empty is 400 'missing'")
+    func emptyBodies() async throws {
+        try await IngestionHarness.run { h in
+            let url = "\(h.ingestion)/v1/tenants/\(h.tenantID)/registries/\(h.registryID)/webhook-secret"
+            for headers in [[:], ["Content-Type": "application/json"]] {
+                let reply = try await TestHTTP.send(.PUT, url, body: nil, headers: headers)
+                #expect(reply.status == 200, "\(headers): \(reply.text)")
+                #expect((try reply.object()["secret"] as? String)?.count ?? 0 >= 32, "\(reply.text)")
+            }
+            let missing = try await TestHTTP.send(.POST, "\(h.ingestion)/v1/tenants/\(h.tenantID)/registries/\(h.registryID)/imports",
+                                                  body: Data())
+            #expect(try expectProblem(missing, status: 400).lowercased().contains("missing required request body"), "\(missing.text)")
+        }
+    }
+
     @Test("setting a secret: too short, another tenant's registry, an unknown registry are refused")
     func webhookSecretErrors() async throws {
         try await IngestionHarness.run { h in

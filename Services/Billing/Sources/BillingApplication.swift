@@ -16,6 +16,6 @@ public func buildBillingApplication(configuration: GantryConfiguration,
     let api = BillingAPIImpl(runtime: runtime, settings: settings)
     return try runtime.makeApplication(openAPIDocument: BillingAPI.openAPIDocument, accessPolicy: .billing,
                                        subscriptionOwnership: SubscriptionOwnership(runtime: runtime), onServerRunning: onServerRunning) { router in
-        try api.registerHandlers(on: router)
+        try api.registerHandlers(on: router, middlewares: [EmptyBodyMiddleware()])
     }
 }

@@ -36,6 +36,6 @@ public func buildDiscoveryApplication(configuration: GantryConfiguration,
     }
     return try runtime.makeApplication(openAPIDocument: DiscoveryAPI.openAPIDocument, accessPolicy: .discovery, services: services,
                                        onServerRunning: onServerRunning) { router in
-        try api.registerHandlers(on: router)
+        try api.registerHandlers(on: router, middlewares: [EmptyBodyMiddleware()])
     }
 }

@@ -27,7 +27,7 @@ public func buildFindingsPolicyApplication(configuration: GantryConfiguration,
                                        subscriptionOwnership: SubscriptionOwnership(runtime: runtime), services: [worker],
                                        onServerRunning: onServerRunning) { router in
         router.add(middleware: RequestBaseURLMiddleware())
-        try api.registerHandlers(on: router)
+        try api.registerHandlers(on: router, middlewares: [EmptyBodyMiddleware()])
     }
 }
 

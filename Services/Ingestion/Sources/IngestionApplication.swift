@@ -62,7 +62,7 @@ public func buildIngestionApplication(configuration: GantryConfiguration,
                                        subscriptionOwnership: SubscriptionOwnership(runtime: runtime),
                                        services: [processor, rescans, retention, PinnedHTTPClientsService(clients: registryHTTP)] + importRunners,
                                        onServerRunning: onServerRunning) { router in
-        try api.registerHandlers(on: WithoutWebhookRoutes(router: router))
+        try api.registerHandlers(on: WithoutWebhookRoutes(router: router), middlewares: [EmptyBodyMiddleware()])
         WebhookRoutes(intake: intake).register(on: router)
     }
 }

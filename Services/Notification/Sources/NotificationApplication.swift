@@ -31,6 +31,6 @@ public func buildNotificationApplication(configuration: GantryConfiguration,
                                        subscriptionOwnership: SubscriptionOwnership(runtime: runtime),
                                        services: [PinnedHTTPClientsService(clients: deliveryClient), worker],
                                        onServerRunning: onServerRunning) { router in
-        try api.registerHandlers(on: router)
+        try api.registerHandlers(on: router, middlewares: [EmptyBodyMiddleware()])
     }
 }

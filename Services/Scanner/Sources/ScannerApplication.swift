@@ -65,7 +65,7 @@ public func buildScannerApplication(configuration: GantryConfiguration,
                                        services: [PinnedHTTPClientsService(clients: registryHTTP), HTTPClientService(client: feedHTTP)]
                                            + scanWorkers + [reevaluator, updater, staleness],
                                        onServerRunning: onServerRunning) { router in
-        try api.registerHandlers(on: router)
+        try api.registerHandlers(on: router, middlewares: [EmptyBodyMiddleware()])
     }
 }
 
