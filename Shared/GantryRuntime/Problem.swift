@@ -65,7 +65,8 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             // The generated server marks request errors (parameters, content type, body) with a cause and a 4xx
             // status; anything else came out of a handler and is the service's own failure.
             if serverError.underlyingError is DecodingError {
-                return (.badRequest, "the request is not valid for operation \(serverError.operationID): \(describe(serverError.underlyingError))")
+                return (.badRequest, "the request is not valid for operation \(serverError.operationID): "
+                    + describe(serverError.underlyingError, query: serverError.request.path))
             }
             if serverError.causeDescription != "Unknown", (400..<500).contains(serverError.httpStatus.code) {
                 // A runtime error without a cause of its own (a wrong Content-Type: 415) is its own underlying
@@ -82,21 +83,53 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// What a decoding error says about the request body, for a 400's `detail`: the kind of fault and the
-    /// field's path (`.events[0].target`), never the body itself. Other errors as they describe themselves.
-    public static func describe(_ error: any Error) -> String {
+    /// What a decoding error says about the request, for a 400's `detail`: the kind of fault and the field's path
+    /// (`.events[0].target`), in JSON's terms rather than Swift's, never the body itself. A value outside an
+    /// enumeration is named with its query parameter when `query` (the request target) has it. Other errors as
+    /// they describe themselves.
+    public static func describe(_ error: any Error, query: String? = nil) -> String {
         switch error {
         case DecodingError.dataCorrupted(let context):
+            if let value = invalidValue(context.debugDescription) {
+                if context.codingPath.isEmpty, let name = queryParameter(holding: value, in: query) {
+                    return "'\(value.prefix(100))' is not an allowed value of query parameter '\(name)' (see /openapi.yaml)"
+                }
+                return "'\(value.prefix(100))' is not an allowed value at \(path(context.codingPath)) (see /openapi.yaml)"
+            }
             return "malformed JSON at \(path(context.codingPath)): \(context.debugDescription)"
         case DecodingError.keyNotFound(let key, let context):
             return "missing field '\(key.stringValue)' at \(path(context.codingPath))"
         case DecodingError.typeMismatch(let type, let context):
-            return "wrong type at \(path(context.codingPath)): expected \(type)"
+            return "wrong type at \(path(context.codingPath)): expected \(jsonName(of: type))"
         case DecodingError.valueNotFound(let type, let context):
-            return "null where \(type) is required at \(path(context.codingPath))"
+            return "null where \(jsonName(of: type)) is required at \(path(context.codingPath))"
         default:
             return "\(error)"
         }
+    }
+
+    /// The value of Foundation's "Cannot initialize <Type> from invalid <kind> value <value>" (a raw-value enum).
+    private static func invalidValue(_ description: String) -> String? {
+        guard description.hasPrefix("Cannot initialize "), let range = description.range(of: " value ") else { return nil }
+        return String(description[range.upperBound...])
+    }
+
+    /// The name of the first query parameter of `target` whose (decoded) value is `value`.
+    private static func queryParameter(holding value: String, in target: String?) -> String? {
+        guard let target, let items = URLComponents(string: target)?.queryItems else { return nil }
+        return items.first { $0.value == value }?.name
+    }
+
+    /// A Swift type as JSON calls it: object, array, string, number, boolean.
+    private static func jsonName(of type: Any.Type) -> String {
+        let name = String(describing: type)
+        if name.hasPrefix("Dictionary") { return "an object" }
+        if name.hasPrefix("Array") { return "an array" }
+        if name == "String" || name == "Date" { return "a string" }
+        if ["Int", "Int32", "Int64", "Double", "Float", "Decimal", "UInt", "UInt32", "UInt64"].contains(name) { return "a number" }
+        if name == "Bool" { return "a boolean" }
+        // A schema of the contract: its name there.
+        return name.split(separator: ".").last.map(String.init) ?? name
     }
 
     private static func path(_ codingPath: [any CodingKey]) -> String {

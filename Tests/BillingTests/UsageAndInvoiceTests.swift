@@ -92,7 +92,8 @@ struct UsageAndInvoiceTests {
             #expect(lastDay["billableImages"] as? Int == 1 && lastDay["amount"] as? String == "0.2900")
 
             for (query, field) in [("from=2025-02-30", "from"), ("from=2025-2-1", "from"), ("to=20250201", "to"),
-                                   ("from=2025-02-02&to=2025-02-01", "before"), ("granularity=week", "value week"),
+                                   ("from=2025-02-02&to=2025-02-01", "before"),
+                                   ("granularity=week", "'week' is not an allowed value of query parameter 'granularity'"),
                                    ("from=1999-12-31", "from")] {
                 let reply = try await TestHTTP.send(.GET, "\(h.base)\(scenario.path("usage?\(query)"))")
                 let detail = try expectProblem(reply, status: 400)
@@ -149,7 +150,7 @@ struct UsageAndInvoiceTests {
             }
 
             for (month, field) in [("2025-13", "calendar date"), ("2025-1", "YYYY-MM"), ("2999-01", "not begun"),
-                                   ("1999-12", "2000"), ("2025-02?format=xml", "value xml")] {
+                                   ("1999-12", "2000"), ("2025-02?format=xml", "'xml' is not an allowed value of query parameter 'format'")] {
                 let reply = try await TestHTTP.send(.GET, "\(h.base)\(scenario.path("invoices/\(month)"))")
                 let detail = try expectProblem(reply, status: 400)
                 #expect(detail.contains(field), "\(month): \(detail)")

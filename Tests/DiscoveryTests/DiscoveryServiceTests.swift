@@ -43,6 +43,13 @@ struct DiscoveryServiceTests {
             // NOTE: problem details spell UUIDs in upper case, unlike the bodies.
             #expect(try expectProblem(orphan, status: 404).lowercased().contains(unknownTenant))
 
+            // Bad bodies are named in JSON's terms, with the field, never Swift's type names.
+            let mars = try expectProblem(try await TestHTTP.json(.POST, "\(h.base)/v1/tenants/\(tenantID)/subscriptions",
+                                                                 ["name": "m", "cloudType": "mars"]), status: 400)
+            #expect(mars.contains("'mars' is not an allowed value at .cloudType") && !mars.contains("Payload"), "\(mars)")
+            let array = try expectProblem(try await TestHTTP.send(.POST, "\(h.base)/v1/tenants/\(tenantID)/subscriptions",
+                                                                  body: Data("[1,2]".utf8)), status: 400)
+            #expect(array.contains("wrong type at the top level: expected an object"), "\(array)")
             let notUUID = try await TestHTTP.json(.POST, "\(h.base)/v1/tenants/not-a-uuid/subscriptions",
                                                   ["name": "x", "cloudType": "commercial"])
             try expectProblem(notUUID, status: 400)
