@@ -28,7 +28,9 @@ extension AddressGuard {
         case let other?:
             throw ConfigurationError(variable: privateVariable, message: "'\(other.prefix(50))' is not true or false")
         }
-        return AddressGuard(allowLoopback: configuration.profile == .development, allowPrivate: allowPrivate)
+        var guarded = AddressGuard(allowLoopback: configuration.profile == .development, allowPrivate: allowPrivate)
+        guarded.privateSetting = privateVariable
+        return guarded
     }
 }
 

@@ -31,6 +31,8 @@ public struct AddressGuard: Sendable, Hashable {
     public var allowLoopback: Bool
     /// Accept private-network addresses (a deployment whose profile reaches registries on its own network).
     public var allowPrivate: Bool
+    /// The setting that would allow private networks, named when one is refused (nil: none named).
+    public var privateSetting: String?
     /// Resolves a host name (no brackets) to its addresses (4 or 16 bytes each), in the order a client would try
     /// them. Only tests replace it (to answer differently on each call, as a rebinding DNS server would);
     /// nil means getaddrinfo(3) (`AddressGuard.resolve`).
@@ -138,7 +140,9 @@ public struct AddressGuard: Sendable, Hashable {
         switch kind {
         case .global: nil
         case .loopback: allowLoopback ? nil : "a loopback address (accepted only in the development profile)"
-        case .privateNetwork: allowPrivate ? nil : "a private-network address (not allowed by this deployment's profile)"
+        case .privateNetwork:
+            allowPrivate ? nil : "a private-network address (not allowed by this deployment"
+                + (privateSetting.map { "; \($0)=true allows private networks)" } ?? ")")
         case .linkLocal: "a link-local address (cloud metadata endpoints live there)"
         case .unspecified: "the unspecified address"
         case .multicast: "a multicast address"

@@ -20,6 +20,9 @@ struct IngestionLifecycleTests {
             #expect(try expectProblem(missing, status: 401).contains("Authorization"))
             let wrong = try await h.post(events: [event], authorization: "Bearer not-the-secret")
             #expect(try expectProblem(wrong, status: 401).contains("does not match"))
+            for refused in [missing, wrong] {
+                #expect(refused.header("WWW-Authenticate") == #"Bearer realm="gantry-webhooks""#)
+            }
             #expect(try await h.written() == [0, 0])
             #expect(try h.receipt(try await h.post(events: [event], authorization: "Bearer \(secret)")) == [1, 1, 0, 0])
             // Harbor sends its auth header verbatim.

@@ -40,19 +40,33 @@ struct WebhookRoutes: Sendable {
         let intake = self.intake
         router.post(RouterPath(Self.distribution.path)) { request, _ -> Response in
             let envelope = try await Self.decode(Components.Schemas.Envelope.self, request, Self.distribution)
-            return try await Self.accepted(intake.receive(try DistributionEvents.validate(envelope),
-                                                          authorization: request.headers[.authorization]))
+            return try await Self.accepted(request) { try await intake.receive(try DistributionEvents.validate(envelope), authorization: $0) }
         }
         router.post(RouterPath(Self.acr.path)) { request, _ -> Response in
             let event = try await Self.decode(Components.Schemas.Event.self, request, Self.acr)
-            return try await Self.accepted(intake.receive(try DistributionEvents.validateACR(event),
-                                                          authorization: request.headers[.authorization]))
+            return try await Self.accepted(request) { try await intake.receive(try DistributionEvents.validateACR(event), authorization: $0) }
         }
         router.post(RouterPath(Self.harbor.path)) { request, _ -> Response in
             let webhook = try await Self.decode(Components.Schemas.HarborWebhook.self, request, Self.harbor)
-            return try await Self.accepted(intake.receive(try HarborEvents.validate(webhook),
-                                                          authorization: request.headers[.authorization]))
+            return try await Self.accepted(request) { try await intake.receive(try HarborEvents.validate(webhook), authorization: $0) }
         }
+    }
+
+    /// 202 with the receipt `receive` returns for the request's `Authorization` header as compact JSON; a refused
+    /// secret is 401 problem+json with `WWW-Authenticate: Bearer realm="gantry-webhooks"` (RFC 6750, section 3).
+    static func accepted(_ request: Request, _ receive: (String?) async throws -> Components.Schemas.EnvelopeReceipt)
+        async throws -> Response {
+        let receipt: Components.Schemas.EnvelopeReceipt
+        do {
+            receipt = try await receive(request.headers[.authorization])
+        } catch let problem as ProblemError where problem.status == .unauthorized {
+            var response = ProblemMiddleware<BasicRequestContext>.response(status: problem.status, detail: problem.detail,
+                                                                          instance: request.uri.path)
+            response.headers[.wwwAuthenticate] = #"Bearer realm="gantry-webhooks""#
+            return response
+        }
+        return Response(status: .accepted, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(receipt))))
     }
 
     /// The request body as `type`.
@@ -76,12 +90,6 @@ struct WebhookRoutes: Sendable {
             throw ProblemError.badRequest("the request is not valid for operation \(operation.operationID): "
                 + ProblemMiddleware<BasicRequestContext>.describe(error))
         }
-    }
-
-    /// 202 with the receipt as compact JSON.
-    static func accepted(_ receipt: Components.Schemas.EnvelopeReceipt) throws -> Response {
-        Response(status: .accepted, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(receipt))))
     }
 
     // JSONDecoder and JSONEncoder are thread-safe once configured (swift-foundation).
