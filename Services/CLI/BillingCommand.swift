@@ -60,7 +60,7 @@ struct BillingUsageCommand: AsyncParsableCommand {
         case .undocumented(let status, let payload): throw await CLIError.undocumented("billing", status: status, payload)
         }
         if json {
-            print(try BillingOutput.json(usage))
+            print(try CLIOutput.json(usage))
             return
         }
         var table = [["PERIOD", "REGISTRY", "SCANS", "BILLABLE", "TRIAL", "AMOUNT"]]
@@ -70,7 +70,7 @@ struct BillingUsageCommand: AsyncParsableCommand {
         }
         table.append(["total", "", String(usage.scans), String(usage.billableImages), String(usage.trialImages),
                       "\(usage.amount) \(usage.currency)"])
-        print(BillingOutput.columns(table))
+        print(CLIOutput.columns(table))
     }
 }
 
@@ -94,7 +94,7 @@ struct BillingInvoiceCommand: AsyncParsableCommand {
         switch reply {
         case .ok(let ok):
             switch ok.body {
-            case .json(let invoice): print(try BillingOutput.json(invoice))
+            case .json(let invoice): print(try CLIOutput.json(invoice))
             case .csv(let body):
                 // The CSV as billing wrote it, CRLF line ends included.
                 FileHandle.standardOutput.write(try await Data(collecting: body, upTo: 64 << 20))
@@ -107,23 +107,3 @@ struct BillingInvoiceCommand: AsyncParsableCommand {
 
 extension Operations.GetUsage.Input.Query.GranularityPayload: ExpressibleByArgument {}
 extension Operations.GetInvoice.Input.Query.FormatPayload: ExpressibleByArgument {}
-
-/// Output helpers of the billing commands.
-enum BillingOutput {
-    /// Pretty, key-sorted JSON with ISO 8601 dates.
-    static func json(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    /// Left-aligned columns separated by two spaces.
-    static func columns(_ rows: [[String]]) -> String {
-        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
-    }
-}

@@ -114,7 +114,7 @@ struct ImportStartCommand: AsyncParsableCommand {
             }
         }
         if json {
-            print(try ImportReport.json(job))
+            print(try CLIOutput.json(job))
         } else if wait {
             ImportReport.platforms(job).forEach { print($0) }
         }
@@ -173,7 +173,7 @@ struct ImportListCommand: AsyncParsableCommand {
             }
         } while all && token != nil
         if json {
-            print(try ImportReport.json(Components.Schemas.ImportJobList(items: items, nextPageToken: token)))
+            print(try CLIOutput.json(Components.Schemas.ImportJobList(items: items, nextPageToken: token)))
             return
         }
         print(ImportReport.table(items))
@@ -211,7 +211,7 @@ struct ImportStatusCommand: AsyncParsableCommand {
     func run() async throws {
         let job = try await Self.fetch(try await target.client(), tenantID: target.tenantID, registry: target.registry, id: id)
         if json {
-            print(try ImportReport.json(job))
+            print(try CLIOutput.json(job))
         } else {
             print(ImportReport.summary(job))
             ImportReport.platforms(job).forEach { print($0) }
@@ -290,18 +290,7 @@ enum ImportReport {
             [job.importId, job.createdAt.formatted(time), job.status.rawValue, job.source,
              job.targetRepository + (job.targetTag.map { ":\($0)" } ?? ""), job.digest ?? "-"]
         }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
-    }
-
-    static func json(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        return CLIOutput.columns([header] + rows)
     }
 
     /// Fails the command when the copy or a scan failed.

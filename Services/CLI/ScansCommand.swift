@@ -52,10 +52,7 @@ struct ScansHistoryCommand: AsyncParsableCommand {
             throw await CLIError.undocumented("the scanner", status: status, payload)
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            print(String(decoding: try encoder.encode(items), as: UTF8.self))
+            print(try CLIOutput.json(items))
             return
         }
         print(Self.table(items))
@@ -73,10 +70,6 @@ struct ScansHistoryCommand: AsyncParsableCommand {
                     item.finishedAt?.formatted(time) ?? "-", outcome, duration, "\(item.attempts)/\(item.maxAttempts)",
                     item.findings.map(String.init) ?? "-", item.error.map { String($0.prefix(80)) } ?? ""]
         }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
+        return CLIOutput.columns([header] + rows)
     }
 }

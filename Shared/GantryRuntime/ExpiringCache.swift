@@ -1,8 +1,9 @@
 /// Values loaded from elsewhere (another service, the database) and kept for a while: each for the lifetime
 /// `lifetime` gives it when it is stored (a found registry longer than a "no such registry"), at most `capacity`
-/// of them (when full, expired entries are dropped first, then the half that would expire soonest). Concurrent misses for one key share one load; a load
-/// that throws is not kept, and every caller waiting on it gets its error. `removeAll(where:)` forgets entries at
-/// once, and a load running meanwhile is not kept either (it may have read the old state).
+/// of them (when full, expired entries are dropped first, then the half that would expire soonest). Concurrent
+/// misses for one key share one load; a load that throws is not kept, and every caller waiting on it gets its
+/// error. `removeAll(where:)` forgets entries at once, and a load running meanwhile is not kept either (it may have
+/// read the old state).
 public actor ExpiringCache<Key: Hashable & Sendable, Value: Sendable> {
     private struct Entry {
         var value: Value

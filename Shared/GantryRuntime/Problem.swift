@@ -136,6 +136,16 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
     }
 
+    /// A 401 or 403 problem+json with the Bearer challenge RFC 6750 (section 3) asks for:
+    /// `WWW-Authenticate: Bearer realm="<realm>"`, with `error="<error>"` when given (`invalid_token`,
+    /// `insufficient_scope`).
+    public static func challenge(status: HTTPResponse.Status, detail: String, instance: String?, realm: String,
+                                 error: String? = nil) -> Response {
+        var response = self.response(status: status, detail: detail, instance: instance)
+        response.headers[.wwwAuthenticate] = #"Bearer realm="\#(realm)""# + (error.map { #", error="\#($0)""# } ?? "")
+        return response
+    }
+
     /// A problem+json response.
     public static func response(status: HTTPResponse.Status, detail: String, instance: String?) -> Response {
         let document = ProblemDocument(type: "about:blank", title: status.reasonPhrase, status: status.code,

@@ -82,9 +82,7 @@ public struct ServiceAuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// 401 problem+json with the challenge RFC 6750 §3 asks for.
     static func unauthorized(_ path: String, _ detail: String, error: String?) -> Response {
-        var response = ProblemMiddleware<Context>.response(status: .unauthorized, detail: detail, instance: path)
-        response.headers[.wwwAuthenticate] = error.map { #"Bearer realm="gantry-internal", error="\#($0)""# }
-            ?? #"Bearer realm="gantry-internal""#
-        return response
+        ProblemMiddleware<Context>.challenge(status: .unauthorized, detail: detail, instance: path, realm: "gantry-internal",
+                                            error: error)
     }
 }

@@ -11,7 +11,7 @@ import NIOHTTP1
 ///
 /// A subscription's owner never changes once it is created, so a found owner is kept for `positiveTTL` (5 min);
 /// an unknown subscription for `negativeTTL` (3 s), since it may be created any moment. The cache holds at most
-/// `capacity` entries (expired ones are dropped first, then all). Concurrent misses for one ID share one lookup.
+/// `capacity` entries (`ExpiringCache`: expired ones are dropped first, then the half that would expire soonest). Concurrent misses for one ID share one lookup.
 /// When discovery cannot be reached, or answers anything but 200 or 404, the check fails closed with 503.
 public final class SubscriptionOwnership: Sendable {
     /// The part of discovery's `SubscriptionOwner` schema the check needs.
@@ -91,8 +91,7 @@ public final class SubscriptionOwnership: Sendable {
         let body: ByteBuffer
         do {
             request.headers.add(name: "Authorization", value: "Bearer \(try await tokens.token(for: GantryServiceName.discovery.rawValue))")
-            let (seconds, attoseconds) = timeout.components
-            let response = try await httpClient.execute(request, timeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+            let response = try await httpClient.execute(request, timeout: TimeAmount(timeout))
             status = response.status
             body = try await response.body.collect(upTo: 64 << 10)
         } catch {

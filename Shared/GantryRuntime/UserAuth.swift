@@ -153,14 +153,11 @@ public struct UserAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     static func unauthorized(_ path: String, _ detail: String, error: String?) -> Response {
-        var response = ProblemMiddleware<Context>.response(status: .unauthorized, detail: detail, instance: path)
-        response.headers[.wwwAuthenticate] = error.map { #"Bearer realm="gantry", error="\#($0)""# } ?? #"Bearer realm="gantry""#
-        return response
+        ProblemMiddleware<Context>.challenge(status: .unauthorized, detail: detail, instance: path, realm: "gantry", error: error)
     }
 
     static func forbidden(_ path: String, _ detail: String) -> Response {
-        var response = ProblemMiddleware<Context>.response(status: .forbidden, detail: detail, instance: path)
-        response.headers[.wwwAuthenticate] = #"Bearer realm="gantry", error="insufficient_scope""#
-        return response
+        ProblemMiddleware<Context>.challenge(status: .forbidden, detail: detail, instance: path, realm: "gantry",
+                                            error: "insufficient_scope")
     }
 }

@@ -15,6 +15,16 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
     /// Seals import source credentials; nil without `GANTRY_SECRET_KEY` (imports then refuse credentials).
     var importSealer: ImportCredentialSealer?
 
+    /// The registry `registryID` as discovery states it, when it is `tenantID`'s.
+    /// - Throws: `ProblemError` 404 when discovery knows no such registry or it is another tenant's: another
+    ///   tenant's registry is unknown here, never an empty answer (issue 6, "Isolation").
+    func tenantRegistry(_ registryID: UUID, of tenantID: UUID) async throws -> RegisteredRegistry {
+        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
+            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
+        }
+        return registry
+    }
+
     // MARK: Webhooks
 
     // Served by `WebhookRoutes` (registered on the router directly, for speed); the generated server does not
@@ -66,9 +76,7 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
         let repository = try input.query.repository.map { try Validate.repository($0, field: "repository") }
         let includeDeleted = input.query.includeDeleted ?? false
         // Another tenant's registry is unknown here, not an empty list (issue 6, "Isolation").
-        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
-            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
-        }
+        _ = try await tenantRegistry(registryID, of: tenantID)
         let logger = runtime.logger
         let items = try await runtime.database.withTenant(tenantID, logger: logger) { connection in
             let rows = try await connection.query("""
@@ -110,9 +118,7 @@ struct IngestionAPIImpl: IngestionAPI.APIProtocol {
                 throw ProblemError.badRequest("secret must be 32 to 200 visible ASCII characters without spaces")
             }
         }
-        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
-            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
-        }
+        let registry = try await tenantRegistry(registryID, of: tenantID)
         let secret = chosen ?? WebhookSecrets.generate()
         let hash = WebhookSecrets.hex(WebhookSecrets.hash(secret))
         let logger = runtime.logger

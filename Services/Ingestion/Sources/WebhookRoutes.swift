@@ -60,10 +60,8 @@ struct WebhookRoutes: Sendable {
         do {
             receipt = try await receive(request.headers[.authorization])
         } catch let problem as ProblemError where problem.status == .unauthorized {
-            var response = ProblemMiddleware<BasicRequestContext>.response(status: problem.status, detail: problem.detail,
-                                                                          instance: request.uri.path)
-            response.headers[.wwwAuthenticate] = #"Bearer realm="gantry-webhooks""#
-            return response
+            return ProblemMiddleware<BasicRequestContext>.challenge(status: problem.status, detail: problem.detail,
+                                                                    instance: request.uri.path, realm: "gantry-webhooks")
         }
         return Response(status: .accepted, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(receipt))))
@@ -76,7 +74,7 @@ struct WebhookRoutes: Sendable {
         // The media type is what precedes any parameters (RFC 9110, section 8.3.1). Hummingbird's `MediaType`
         // cannot be used: it rejects the dots of `vnd.docker.distribution.events.v1+json`.
         let essence = contentType.map { $0.prefix { $0 != ";" }.filter { $0 != " " && $0 != "\t" }.lowercased() }
-        guard let contentType, let essence, operation.mediaTypes.contains(essence) else {
+        guard let essence, operation.mediaTypes.contains(essence) else {
             throw ProblemError(.unsupportedMediaType, "the request is not valid for operation \(operation.operationID): "
                 + "Content-Type \(contentType.map { "'\($0.prefix(100))'" } ?? "missing"); expected one of "
                 + operation.mediaTypes.joined(separator: ", "))

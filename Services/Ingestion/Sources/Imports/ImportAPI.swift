@@ -41,9 +41,7 @@ extension IngestionAPIImpl {
                                              configuration: configuration) {
             throw ProblemError(.unprocessableContent, "source host '\(source.host)' is refused: \(refusal)")
         }
-        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
-            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
-        }
+        let registry = try await tenantRegistry(registryID, of: tenantID)
         let id = UUID()
         let logger = runtime.logger
         // Stored and read back in one transaction: the answer shows the job as queued, before a runner can take it.
@@ -93,9 +91,7 @@ extension IngestionAPIImpl {
         var cursor = try input.query.pageToken.map { try ImportPageToken(parsing: $0) }
         let wanted = input.query.status
         // Another tenant's registry is unknown here, not an empty list (issue 6, "Isolation").
-        guard let registry = try await discovery.registry(id: registryID), registry.tenantID == tenantID else {
-            throw ProblemError.notFound("tenant \(tenantID.uuidString.lowercased()) has no registry \(registryID.uuidString.lowercased())")
-        }
+        _ = try await tenantRegistry(registryID, of: tenantID)
         let logger = runtime.logger
         var items: [Components.Schemas.ImportJob] = []
         var examined = 0

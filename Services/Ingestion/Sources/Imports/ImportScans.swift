@@ -42,8 +42,13 @@ struct ImportScans: Sendable {
                     let query = ScannerAPI.Operations.ListScansForPeer.Input.Query(
                         registryId: registryID.uuidString.lowercased(),
                         digest: Array(digests[start..<min(start + 500, digests.count)]), finishedSince: since)
-                    let output = try await withTimeout {
-                        try await client.listScansForPeer(path: .init(tenantId: tenantID.uuidString.lowercased()), query: query)
+                    let output: ScannerAPI.Operations.ListScansForPeer.Output
+                    do {
+                        output = try await bounded("the scanner's status query", timeout) {
+                            try await client.listScansForPeer(path: .init(tenantId: tenantID.uuidString.lowercased()), query: query)
+                        }
+                    } catch is TimedOut {
+                        throw ImportScanError("the scanner gave no answer within \(timeout)")
                     }
                     switch output {
                     case .ok(let ok): jobs += try ok.body.json.items
@@ -63,22 +68,6 @@ struct ImportScans: Sendable {
         }
         runtime.logger.warning("import scan status unavailable", metadata: ["error": "\(refusal)"])
         return .failure(refusal)
-    }
-
-    private func withTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let timeout = self.timeout
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw ImportScanError("the scanner gave no answer within \(timeout)")
-            }
-            return value
-        }
     }
 
     /// The scan answering an import's request for `digest`: the first job of the digest (oldest queued) that was
